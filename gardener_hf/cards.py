@@ -1,0 +1,190 @@
+"""Model cards for pruned variants: metadata (`ModelCardData`) kept apart from the document (a Jinja
+template shipped inside the package), plus the block-score bar plot.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import ModelCard, ModelCardData
+from torch import nn
+
+from . import __version__
+from .arch import get_arch
+from .stats import cost_summary
+from .surgery import CONFIG_KEY
+
+logger = logging.getLogger(__name__)
+
+PLOT_FILE = "block_scores.png"
+TEMPLATE = "modelcard.md"
+
+
+def _is_hub_id(source: str | None) -> bool:
+    if not source or Path(source).exists():
+        return False
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return False
+    return "/" in source
+
+
+def source_license(source: str | None, *, revision: str | None = None, token: str | bool | None = None) -> str | None:
+    """The `license` of the source model's card (local README.md or the Hub), or None."""
+    if not source:
+        return None
+    from .sources import resolve_file
+
+    try:
+        path = resolve_file(source, "README.md", revision=revision, token=token, required=False)
+    except Exception as err:  # a missing card must never stop a push
+        logger.info("no model card for %s: %s", source, err)
+        return None
+    if path is None:
+        return None
+    try:
+        return ModelCard.load(path).data.license
+    except Exception as err:
+        logger.info("unreadable model card for %s: %s", source, err)
+        return None
+
+
+def plot_block_scores(record: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
+    """Bar plot of every block's score, kept blocks and removed blocks in different colours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores = record["scores"]
+    kept = set(record["kept_blocks"])
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(scores) + 1.5), 3.2), dpi=100)
+    colors = ["#2a9d8f" if i in kept else "#c8c8c8" for i in range(len(scores))]
+    ax.bar(range(len(scores)), scores, color=colors, edgecolor="#444444", linewidth=0.5)
+    lo, hi = min(scores), max(scores)
+    pad = (hi - lo) * 0.15 or abs(hi) * 0.01 or 1.0
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xticks(range(len(scores)))
+    ax.set_xlabel("block (0-based)")
+    ax.set_ylabel(f"{record['criterion']} score")
+    ax.set_title(title or f"{len(kept)} of {len(scores)} blocks kept (green); {record['prune_first']} scores removed first")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def build_card(
+    model: nn.Module,
+    *,
+    repo_id: str,
+    command: str,
+    source_revision: str | None = None,
+    license: str | None = None,
+    finetuned: bool = False,
+    eval_results: list[Any] | None = None,
+) -> ModelCard:
+    """Render the model card of a pruned model.
+
+    Args:
+        model: the pruned model (its `config.gardener` record drives the card).
+        repo_id: where it will live (used in the loading snippet).
+        command: the exact command that reproduces this variant.
+        source_revision: revision of the source model, shown in the metadata when given.
+        license: license to declare (usually the source's).
+        finetuned: whether the model was finetuned after pruning.
+        eval_results: `huggingface_hub.EvalResult` list for model-index metadata.
+
+    Returns:
+        A `huggingface_hub.ModelCard`; `card.save(path)` writes README.md.
+    """
+    import transformers
+
+    record = getattr(model.config, CONFIG_KEY)
+    spec = get_arch(model)
+    model_class = type(model).__name__
+    pipeline_tag = spec.pipeline_tag.get(model_class)
+    source = record.get("source_model")
+    tags = ["pruned", "gardener", spec.model_type, "vision"] + (["video"] if spec.video else [])
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag=pipeline_tag,
+        license=license,
+        base_model=source if _is_hub_id(source) else None,
+        # The Hub knows adapter / merge / quantized / finetune; a pruned model is a derived set of weights.
+        base_model_relation="finetune" if _is_hub_id(source) else None,
+        tags=tags,
+        eval_results=eval_results,
+        model_name=repo_id.split("/")[-1] if eval_results else None,
+    )
+    cost = cost_summary(model, record["source_num_blocks"])
+    kept = set(record["kept_blocks"])
+    scores = record.get("scores")
+    ranks = _ranks(record)
+    rows = [
+        {
+            "index": i,
+            "score": f"{scores[i]:.4f}" if scores else "n/a",
+            "rank": ranks[i] if ranks else "n/a",
+            "status": "kept" if i in kept else "removed",
+        }
+        for i in range(record["source_num_blocks"])
+    ]
+    template = resources.files("gardener_hf").joinpath("templates", TEMPLATE).read_text(encoding="utf-8")
+    return ModelCard.from_template(
+        data,
+        template_str=template,
+        repo_id=repo_id,
+        repo_name=repo_id.split("/")[-1],
+        source_name=f"[{source}](https://huggingface.co/{source})" if _is_hub_id(source) else f"`{source}`",
+        source_is_hub=_is_hub_id(source),
+        source_revision=source_revision,
+        num_kept=len(kept),
+        num_blocks=record["source_num_blocks"],
+        criterion=record["criterion"],
+        criterion_summary=_summary(record["criterion"]),
+        prune_first=record.get("prune_first") or "n/a",
+        finetuned=finetuned,
+        model_class=model_class,
+        pipeline_tag=pipeline_tag,
+        params=_fmt_int(cost["params"]),
+        params_source=_fmt_int(cost["params_source"]),
+        gflops=f"{cost['gflops']:.3g}",
+        gflops_source=f"{cost['gflops_source']:.3g}",
+        tokens=cost["tokens"],
+        plot_file=PLOT_FILE,
+        blocks=rows,
+        command=command,
+        gardener_version=__version__,
+        transformers_version=transformers.__version__,
+    )
+
+
+def _summary(criterion: str) -> str:
+    from .scoring import _REGISTRY
+
+    cls = _REGISTRY.get(criterion)
+    return cls.summary if cls else "blocks chosen by hand"
+
+
+def _ranks(record: dict[str, Any]) -> list[int] | None:
+    order = record.get("removal_order")
+    if not order:
+        return None
+    n = len(order)
+    ranks = [0] * n
+    for position, block in enumerate(order):
+        ranks[block] = n - position
+    return ranks

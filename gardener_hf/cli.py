@@ -1,0 +1,344 @@
+"""Command line: argument parsing only; the work is done by the library.
+
+    gardener score MODEL [--criterion C] [--keep K] [--json]
+    gardener prune MODEL --keep K --output-dir DIR
+    gardener push  MODEL --keep 2 4 6 [--dry-run --output-dir DIR]   (= scripts/push_pruned.py)
+
+Errors caused by the input print one line to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import GardenerError
+
+logger = logging.getLogger("gardener_hf")
+
+DEFAULT_MODEL = str(Path(__file__).parent / "default_model")
+EMBEDDED_NAME = "gardener_hf/default_model"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    return value
+
+
+def _add_source_args(p: argparse.ArgumentParser, revision_flag: str = "--revision") -> None:
+    p.add_argument(
+        "model",
+        nargs="?",
+        default=None,
+        help="Hub repo id (e.g. MCG-NJU/videomae-base) or local folder; default: the tiny embedded VideoMAE",
+    )
+    p.add_argument(revision_flag, dest="revision", default=None, help="Hub revision (branch, tag or commit) of the source model")
+    p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the cached `hf auth login`)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or info messages")
+
+
+def _add_criterion_args(p: argparse.ArgumentParser) -> None:
+    from .scoring import available_criteria
+
+    criteria = available_criteria()
+    p.add_argument(
+        "--criterion",
+        default="entropy",
+        metavar="NAME",
+        help="block score: " + "; ".join(f"{k}: {v}" for k, v in criteria.items()) + " (default: entropy)",
+    )
+    p.add_argument("--bins", type=_positive_int, default=None, help="histogram bins for --criterion entropy-hist (default 1024)")
+    p.add_argument("--seed", type=_positive_int, default=None, help="seed for --criterion random (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gardener", description="Data-free block pruning of Hugging Face ViTs (Gardener).")
+    parser.add_argument("--version", action="version", version=f"gardener_hf {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    score = sub.add_parser("score", help="score every block from the weights alone and print a table")
+    _add_source_args(score)
+    _add_criterion_args(score)
+    score.add_argument("--keep", type=_positive_int, default=None, help="mark which blocks --keep K would keep")
+    score.add_argument("--json", action="store_true", help="print a JSON document instead of a table")
+
+    prune = sub.add_parser("prune", help="prune and save a model folder (no card, no push)")
+    _add_source_args(prune)
+    _add_criterion_args(prune)
+    _add_plan_args(prune, multi=False)
+    prune.add_argument("--output-dir", required=True, help="folder to write the pruned model to")
+    prune.add_argument("--overwrite", action="store_true", help="replace --output-dir if it exists")
+
+    push = sub.add_parser("push", help="prune, stage with a model card, and push one repo per variant")
+    add_push_args(push)
+    return parser
+
+
+def _add_plan_args(p: argparse.ArgumentParser, *, multi: bool) -> None:
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument(
+        "--keep",
+        type=_positive_int,
+        nargs="+" if multi else None,
+        help="keep the K best blocks" + (" (several values: one variant each)" if multi else ""),
+    )
+    group.add_argument("--remove", type=_positive_int, nargs="+", help="0-based indices of blocks to remove")
+    group.add_argument("--remove-ratio", type=float, help="fraction of blocks to remove, e.g. 0.5")
+
+
+def add_push_args(p: argparse.ArgumentParser) -> None:
+    _add_source_args(p, revision_flag="--source-revision")
+    _add_criterion_args(p)
+    _add_plan_args(p, multi=True)
+    p.add_argument(
+        "--repo-id",
+        default=None,
+        help="target repo id, or a template with {namespace} {name} {keep} {criterion} "
+        "(default: {namespace}/{name}-gardener-keep{keep}, namespace = your Hub user)",
+    )
+    p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument("--revision", dest="push_revision", default=None, help="branch to push to (created if missing; default main)")
+    p.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to the branch")
+    p.add_argument("--dry-run", action="store_true", help="stage only (needs --output-dir); nothing is uploaded")
+    p.add_argument("--output-dir", default=None, help="where variants are staged (one subfolder per variant)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing staged folders")
+    p.add_argument("--model-class", default=None, help="transformers class to load with (default: as saved)")
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    if quiet:
+        import transformers
+        from huggingface_hub.utils import disable_progress_bars
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+        disable_progress_bars()
+
+
+def _resolve_model(args: argparse.Namespace) -> str:
+    if args.model is None:
+        logger.info("no model given: using the embedded default %s", DEFAULT_MODEL)
+        return DEFAULT_MODEL
+    return args.model
+
+
+def _score_params(args: argparse.Namespace) -> dict[str, Any]:
+    return {"bins": args.bins, "seed": args.seed}
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .scoring import score_pretrained
+
+    model_id = _resolve_model(args)
+    scores = score_pretrained(
+        model_id, args.criterion, revision=args.revision, token=args.token, progress=not args.quiet, **_score_params(args)
+    )
+    kept = scores.kept_blocks(args.keep) if args.keep is not None else None
+    if args.json:
+        doc = scores.to_dict()
+        if kept is not None:
+            doc["keep"] = args.keep
+            doc["kept_blocks"] = kept
+        print(json.dumps(doc, indent=2))
+        return 0
+    ranks = scores.ranks()
+    header = f"{'block':>5}  {'score':>12}  {'rank':>4}" + ("  status" if kept is not None else "")
+    print(f"{model_id}: {scores.criterion} (prunes {scores.prune_first} first)")
+    print(header)
+    for i, value in enumerate(scores.scores):
+        line = f"{i:>5}  {value:>12.6f}  {ranks[i]:>4}"
+        if kept is not None:
+            line += "  " + ("kept" if i in kept else "pruned")
+        print(line)
+    print("removal order: " + " ".join(str(b) for b in scores.removal_order()))
+    return 0
+
+
+def _load_and_score(args: argparse.Namespace, model_id: str):
+    from .scoring import score_model
+    from .surgery import load_model
+
+    model = load_model(model_id, revision=args.revision, token=args.token, model_class=getattr(args, "model_class", None))
+    scores = score_model(model, args.criterion, progress=not args.quiet, **_score_params(args))
+    scores.source = args.model or EMBEDDED_NAME
+    return model, scores
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .surgery import apply_plan, copy_processor_files, make_plan, save_pruned
+
+    model_id = _resolve_model(args)
+    out = Path(args.output_dir)
+    if out.exists() and not args.overwrite:
+        raise GardenerError(f"{out} already exists; remove it or pass --overwrite")
+    model, scores = _load_and_score(args, model_id)
+    plan = make_plan(scores, keep=args.keep, remove=args.remove, remove_ratio=args.remove_ratio)
+    apply_plan(model, plan)
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        save_pruned(model, tmp)
+        copy_processor_files(model_id, tmp, revision=args.revision, token=args.token)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("%s -> %s", plan.describe(), out)
+    return 0
+
+
+def _reproduce_command(args: argparse.Namespace, model_id: str, keep_or_plan: str) -> str:
+    parts = ["python scripts/push_pruned.py"] + ([shlex.quote(args.model)] if args.model else [])
+    if args.revision:
+        parts += ["--source-revision", shlex.quote(args.revision)]
+    parts += [keep_or_plan, "--criterion", args.criterion]
+    if args.bins is not None:
+        parts += ["--bins", str(args.bins)]
+    if args.seed is not None:
+        parts += ["--seed", str(args.seed)]
+    return " ".join(parts)
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    import copy
+
+    from huggingface_hub import get_token
+
+    from .cards import source_license
+    from .hub import DEFAULT_REPO_TEMPLATE, format_repo_id, hub_namespace, push_variant, stage_variant
+    from .surgery import apply_plan, make_plan
+
+    model_id = _resolve_model(args)
+    if args.dry_run and not args.output_dir:
+        raise GardenerError("--dry-run stages variants on disk only: give --output-dir DIR")
+    if args.keep is not None:
+        keeps: list[int | None] = list(dict.fromkeys(args.keep))
+    else:
+        keeps = [None]
+    template = args.repo_id or DEFAULT_REPO_TEMPLATE
+    if len(keeps) > 1 and "{keep}" not in template:
+        raise GardenerError("several --keep values need a --repo-id template containing {keep}")
+
+    token = args.token or get_token()
+    dry_run = args.dry_run or not token
+    if not args.dry_run and not token:
+        logger.warning(
+            "no Hub token found: staging only. Log in with `hf auth login` (or set HF_TOKEN), then run again to push."
+        )
+    # Validate what can be validated before the model is loaded.
+    from .sources import validate_model_id
+
+    validate_model_id(model_id)
+    from .scoring import get_scorer
+
+    get_scorer(args.criterion, **_score_params(args))
+    namespace = "local" if dry_run and "{namespace}" in template else None
+    if namespace is None and "{namespace}" in template:
+        namespace = hub_namespace(token)
+    probe = format_repo_id(template, namespace=namespace or "local", source=model_id, keep=1, criterion=args.criterion)
+    del probe
+
+    model, scores = _load_and_score(args, model_id)
+    staging_root = Path(args.output_dir) if args.output_dir else None
+    license = source_license(model_id, revision=args.revision, token=args.token)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gardener-stage-") as scratch:
+        root = staging_root or Path(scratch)
+        plans = [make_plan(scores, keep=k, remove=args.remove, remove_ratio=args.remove_ratio) for k in keeps]
+        staged = []
+        for plan in plans:
+            repo_id = format_repo_id(
+                template, namespace=namespace or "local", source=model_id, keep=plan.num_kept, criterion=args.criterion
+            )
+            variant = copy.deepcopy(model)
+            apply_plan(variant, plan)
+            if args.keep is not None:
+                how = f"--keep {plan.num_kept}"
+            elif args.remove is not None:
+                how = "--remove " + " ".join(map(str, args.remove))
+            else:
+                how = f"--remove-ratio {args.remove_ratio}"
+            command = _reproduce_command(args, model_id, how)
+            folder = root / repo_id.split("/")[-1]
+            staged.append(
+                stage_variant(
+                    variant,
+                    folder,
+                    repo_id=repo_id,
+                    source=model_id,
+                    command=command,
+                    revision=args.revision,
+                    token=args.token,
+                    license=license,
+                    overwrite=args.overwrite,
+                )
+            )
+            logger.info("staged %s: %s -> %s", repo_id, plan.describe(), folder)
+            del variant
+        if dry_run:
+            if staging_root is None:
+                raise GardenerError("nothing was pushed and no --output-dir was given")
+            for s in staged:
+                print(f"staged {s.repo_id} in {s.folder}")
+            return 0
+        for s in staged:
+            url = push_variant(
+                s, token=token, private=args.private, revision=args.push_revision, create_pr=args.create_pr
+            )
+            print(f"pushed {s.repo_id}: {url}")
+    return 0
+
+
+COMMANDS = {"score": cmd_score, "prune": cmd_prune, "push": cmd_push}
+
+
+def run(args: argparse.Namespace) -> int:
+    _setup_logging(args.quiet)
+    try:
+        return COMMANDS[args.command](args)
+    except GardenerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `gardener` console script."""
+    args = build_parser().parse_args(argv)
+    return run(args)
+
+
+def push_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of scripts/push_pruned.py (`gardener push` with the same options)."""
+    parser = argparse.ArgumentParser(
+        prog="push_pruned.py",
+        description="Prune a ViT/VideoMAE checkpoint by block entropy and push each variant to the Hub.",
+    )
+    add_push_args(parser)
+    args = parser.parse_args(argv)
+    args.command = "push"
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,503 @@
+"""Data-free block scorers ("importance" criteria) behind a small registry.
+
+A scorer turns the six weight matrices of each block (see `arch.ROLES`) into one number per block,
+and says which end of the scale is pruned first. Scorers never touch data or gradients and never
+modify a model; `surgery.py` does the cutting.
+
+Scorers work block by block (`block_stat`) and only combine at the end (`finalize`), so the same code
+scores a model in memory or streams a safetensors checkpoint one block at a time
+(`score_pretrained`).
+
+Example:
+    >>> from gardener_hf.scoring import available_criteria
+    >>> "entropy" in available_criteria()
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ._f16hist import entropy_from_counts, f16_code_counts
+from .arch import block_matrices, get_arch, get_blocks
+from .errors import GardenerError, WeightsError
+
+PruneFirst = Literal["lowest", "highest"]
+
+_REGISTRY: dict[str, type[Scorer]] = {}
+
+
+def register(name: str) -> Callable[[type[Scorer]], type[Scorer]]:
+    """Class decorator adding a scorer to the registry under `name`."""
+
+    def wrap(cls: type[Scorer]) -> type[Scorer]:
+        if name in _REGISTRY:
+            raise ValueError(f"scorer {name!r} is already registered")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def available_criteria() -> dict[str, str]:
+    """Return `{name: one-line description}` of every registered criterion."""
+    return {name: cls.describe() for name, cls in _REGISTRY.items()}
+
+
+def get_scorer(criterion: str, **params: Any) -> Scorer:
+    """Instantiate the scorer registered as `criterion`.
+
+    Args:
+        criterion: registry name, e.g. `"entropy"` (see `available_criteria()`).
+        **params: scorer parameters (`bins` for `entropy-hist`, `seed` for `random`); parameters a
+            scorer does not take are ignored so callers can pass one set of options.
+
+    Raises:
+        GardenerError: unknown criterion.
+    """
+    cls = _REGISTRY.get(criterion)
+    if cls is None:
+        raise GardenerError(
+            f"unknown criterion {criterion!r}; choose one of: {', '.join(sorted(_REGISTRY))}"
+        )
+    accepted = {k: v for k, v in params.items() if k in cls.param_names and v is not None}
+    return cls(**accepted)
+
+
+class Scorer:
+    """Base class: per-block statistic, then one score per block.
+
+    Subclasses set `prune_first` ("lowest" or "highest": which end of the score is removed first),
+    `summary` (one line for help texts and cards) and implement `block_stat` / `finalize`.
+    """
+
+    name: ClassVar[str] = ""
+    prune_first: ClassVar[PruneFirst] = "lowest"
+    summary: ClassVar[str] = ""
+    param_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
+    @classmethod
+    def describe(cls) -> str:
+        return f"{cls.summary} (prunes {cls.prune_first} first)"
+
+    def block_stat(self, matrices: Sequence[torch.Tensor]) -> Any:
+        raise NotImplementedError
+
+    def finalize(self, stats: list[Any]) -> list[float]:
+        return [float(s) for s in stats]
+
+
+def _check_finite(matrices: Sequence[torch.Tensor]) -> None:
+    for m in matrices:
+        if not bool(torch.isfinite(m).all()):
+            raise WeightsError("weights are not finite (NaN or inf)")
+
+
+# float16 codes of +-inf and NaN: exponent bits all ones.
+_NONFINITE_F16 = np.zeros(65536, dtype=bool)
+_NONFINITE_F16[0x7C00:0x8000] = True
+_NONFINITE_F16[0xFC00:] = True
+
+
+def _f16_counts_checked(matrices: Sequence[torch.Tensor]) -> np.ndarray:
+    counts = f16_code_counts(matrices)
+    if counts[_NONFINITE_F16].any():
+        # A float16 inf code means a NaN/inf weight, or a finite one beyond +-65504; either way the
+        # cast-based entropy would be meaningless.
+        raise WeightsError("weights are not finite (NaN or inf) or exceed the float16 range (|w| > 65504)")
+    return counts
+
+
+@register("entropy")
+class Float16EntropyScorer(Scorer):
+    """Gardener's criterion, as the authors' code computes it (PAPER.md section 1).
+
+    Shannon entropy (natural log) of the exact value counts of the block's six weight matrices after
+    casting them to float16. On checkpoints whose weights already lie on the float16 grid this is
+    the authors' exact-value counting; on float32 checkpoints the cast turns counting into a
+    histogram over float16 codes (log-spaced bins) instead of a flat ~ln(N).
+    """
+
+    prune_first = "lowest"
+    summary = "entropy of float16-cast weight value counts (Gardener, paper-faithful)"
+
+    def block_stat(self, matrices: Sequence[torch.Tensor]) -> np.ndarray:
+        return _f16_counts_checked(matrices)
+
+    def finalize(self, stats: list[np.ndarray]) -> list[float]:
+        return [entropy_from_counts(c) for c in stats]
+
+
+@register("entropy-hist")
+class HistogramEntropyScorer(Scorer):
+    """Entropy over K equal-width bins spanning the block's own [min, max] (the paper's prose)."""
+
+    prune_first = "lowest"
+    summary = "entropy of a K-bin equal-width histogram (the paper's prose; --bins K)"
+    param_names = ("bins",)
+
+    def __init__(self, bins: int = 1024) -> None:
+        if not isinstance(bins, int) or bins < 2:
+            raise GardenerError(f"bins={bins!r}: the number of histogram bins must be an integer >= 2")
+        super().__init__(bins=bins)
+        self.bins = bins
+
+    def block_stat(self, matrices: Sequence[torch.Tensor]) -> float:
+        _check_finite(matrices)
+        lo = min(float(m.min()) for m in matrices)
+        hi = max(float(m.max()) for m in matrices)
+        if hi == lo:
+            return 0.0
+        counts = sum(torch.histc(m.float(), bins=self.bins, min=lo, max=hi).double() for m in matrices)
+        return entropy_from_counts(counts.numpy())
+
+
+@register("entropy-exact")
+class ExactEntropyScorer(Scorer):
+    """Entropy of exact value counts in the stored precision, without the float16 cast.
+
+    On float32 checkpoints off the float16 grid almost every value is distinct, so this is close
+    to ln(N) for every block (PAPER.md section 1, NOTE): kept for comparison.
+    """
+
+    prune_first = "lowest"
+    summary = "entropy of exact value counts in stored precision, no cast"
+
+    def block_stat(self, matrices: Sequence[torch.Tensor]) -> float:
+        _check_finite(matrices)
+        # +0.0 and -0.0 compare equal, as in value counting; upcast keeps every value exact.
+        values = torch.cat([m.reshape(-1).float() for m in matrices])
+        _, counts = torch.unique(values, return_counts=True)
+        return entropy_from_counts(counts.numpy())
+
+
+@dataclass
+class _Moments:
+    n: int
+    abs_sum: float
+    s1: float
+    s2: float
+    s3: float
+    s4: float
+
+    @property
+    def mean(self) -> float:
+        return self.s1 / self.n
+
+    @property
+    def variance(self) -> float:
+        mu = self.mean
+        return max(self.s2 / self.n - mu * mu, 0.0)
+
+    @property
+    def excess_kurtosis(self) -> float:
+        mu = self.mean
+        e2, e3, e4 = self.s2 / self.n, self.s3 / self.n, self.s4 / self.n
+        m4 = e4 - 4 * mu * e3 + 6 * mu * mu * e2 - 3 * mu**4
+        var = self.variance
+        return m4 / (var * var) - 3.0 if var > 0 else 0.0
+
+
+def _moments(matrices: Sequence[torch.Tensor]) -> _Moments:
+    n, a, s1, s2, s3, s4 = 0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for m in matrices:
+        x = m.reshape(-1).double()
+        x2 = x * x
+        n += x.numel()
+        a += float(x.abs().sum())
+        s1 += float(x.sum())
+        s2 += float(x2.sum())
+        s3 += float((x2 * x).sum())
+        s4 += float((x2 * x2).sum())
+    result = _Moments(n, a, s1, s2, s3, s4)
+    if not all(math.isfinite(v) for v in (a, s1, s2, s3, s4)):
+        raise WeightsError("weights are not finite (NaN or inf)")
+    return result
+
+
+class _MomentScorer(Scorer):
+    def block_stat(self, matrices: Sequence[torch.Tensor]) -> _Moments:
+        return _moments(matrices)
+
+    def finalize(self, stats: list[_Moments]) -> list[float]:
+        return [float(self.value(m)) for m in stats]
+
+    def value(self, m: _Moments) -> float:
+        raise NotImplementedError
+
+
+@register("l1")
+class L1Scorer(_MomentScorer):
+    summary = "mean absolute weight (paper baseline 'Mean|w|' / L1)"
+    prune_first = "lowest"
+
+    def value(self, m: _Moments) -> float:
+        return m.abs_sum / m.n
+
+
+@register("l1-reverse")
+class L1ReverseScorer(L1Scorer):
+    summary = "mean absolute weight, largest-norm blocks removed first (not in the paper)"
+    prune_first = "highest"
+
+
+@register("l2")
+class L2Scorer(_MomentScorer):
+    summary = "L2 norm of the weights (paper baseline)"
+    prune_first = "lowest"
+
+    def value(self, m: _Moments) -> float:
+        return math.sqrt(m.s2)
+
+
+@register("l2-reverse")
+class L2ReverseScorer(L2Scorer):
+    summary = "L2 norm, largest-norm blocks removed first (not in the paper)"
+    prune_first = "highest"
+
+
+@register("std")
+class StdScorer(_MomentScorer):
+    summary = "standard deviation of the weights (paper baseline 'Variance')"
+    prune_first = "lowest"
+
+    def value(self, m: _Moments) -> float:
+        return math.sqrt(m.variance)
+
+
+@register("kurtosis")
+class KurtosisScorer(_MomentScorer):
+    summary = "Fisher excess kurtosis of the signed weights (paper baseline)"
+    prune_first = "highest"
+
+    def value(self, m: _Moments) -> float:
+        return m.excess_kurtosis
+
+
+@register("mi")
+class MutualInformationScorer(Scorer):
+    """Mean mutual information to the other blocks, MI(j,k) = H(B_j) + H(B_k) - H(B_j ++ B_k).
+
+    Uses the same float16-code value counts as `entropy`, so H of a concatenation is the entropy of
+    the summed counts.
+    """
+
+    summary = "mean mutual information to the other blocks (paper baseline)"
+    prune_first = "highest"
+
+    def block_stat(self, matrices: Sequence[torch.Tensor]) -> np.ndarray:
+        return _f16_counts_checked(matrices)
+
+    def finalize(self, stats: list[np.ndarray]) -> list[float]:
+        h = [entropy_from_counts(c) for c in stats]
+        n = len(stats)
+        if n < 2:
+            return [0.0] * n
+        scores = []
+        for j in range(n):
+            mi = [h[j] + h[k] - entropy_from_counts(stats[j] + stats[k]) for k in range(n) if k != j]
+            scores.append(float(np.mean(mi)))
+        return scores
+
+
+@register("random")
+class RandomScorer(Scorer):
+    """A seeded random order: the floor every criterion must beat."""
+
+    summary = "seeded random order (--seed)"
+    prune_first = "lowest"
+    param_names = ("seed",)
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed=seed)
+        self.seed = seed
+
+    def block_stat(self, matrices: Sequence[torch.Tensor]) -> None:
+        _check_finite(matrices)
+
+    def finalize(self, stats: list[Any]) -> list[float]:
+        return [float(v) for v in np.random.default_rng(self.seed).permutation(len(stats))]
+
+
+@dataclass
+class BlockScores:
+    """One score per encoder block and the rule that turns them into a pruning order.
+
+    Args:
+        criterion: registry name of the scorer.
+        scores: one score per block, index = block index (0-based).
+        prune_first: "lowest" or "highest": which end is removed first.
+        params: scorer parameters (e.g. `{"bins": 1024}`).
+        source: where the weights came from (model id or path), for reports.
+    """
+
+    criterion: str
+    scores: list[float]
+    prune_first: PruneFirst
+    params: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.scores)
+
+    def removal_order(self) -> list[int]:
+        """Block indices in the order they are removed (one shot, no re-scoring).
+
+        Ties are broken by removing the deeper block first, which makes the order deterministic.
+        """
+        sign = 1.0 if self.prune_first == "lowest" else -1.0
+        return sorted(range(self.num_blocks), key=lambda i: (sign * self.scores[i], -i))
+
+    def ranks(self) -> list[int]:
+        """Importance rank per block: 1 = most important (removed last)."""
+        order = self.removal_order()
+        rank = [0] * self.num_blocks
+        for position, block in enumerate(order):
+            rank[block] = self.num_blocks - position
+        return rank
+
+    def kept_blocks(self, keep: int) -> list[int]:
+        """The `keep` best blocks, in their original order."""
+        if not 1 <= keep <= self.num_blocks:
+            raise GardenerError(f"keep={keep}: keep must be between 1 and {self.num_blocks} for this model")
+        return sorted(self.removal_order()[self.num_blocks - keep :])
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["removal_order"] = self.removal_order()
+        data["ranks"] = self.ranks()
+        return data
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BlockScores:
+        return cls(
+            criterion=data["criterion"],
+            scores=[float(s) for s in data["scores"]],
+            prune_first=data["prune_first"],
+            params=dict(data.get("params", {})),
+            source=data.get("source"),
+        )
+
+
+def score_blocks(
+    blocks: Iterable[Sequence[torch.Tensor]],
+    criterion: str = "entropy",
+    *,
+    num_blocks: int | None = None,
+    progress: bool = True,
+    source: str | None = None,
+    **params: Any,
+) -> BlockScores:
+    """Score an iterable of blocks, each given as its weight matrices.
+
+    Args:
+        blocks: yields, per block in order, the sequence of matrices to score.
+        criterion: scorer name (see `available_criteria()`).
+        num_blocks: length of `blocks` for the progress bar, if known.
+        progress: show a tqdm progress bar.
+        source: recorded in the result.
+        **params: scorer parameters.
+
+    Returns:
+        `BlockScores` with one finite score per block.
+    """
+    scorer = get_scorer(criterion, **params)
+    stats = []
+    bar = tqdm(blocks, total=num_blocks, desc=f"scoring ({criterion})", unit="block", disable=not progress)
+    for index, matrices in enumerate(bar):
+        try:
+            stats.append(scorer.block_stat(matrices))
+        except WeightsError as err:
+            raise WeightsError(f"block {index}: {err}") from None
+    if not stats:
+        raise WeightsError("the model has no encoder blocks to score")
+    scores = scorer.finalize(stats)
+    return BlockScores(
+        criterion=criterion, scores=scores, prune_first=scorer.prune_first, params=scorer.params, source=source
+    )
+
+
+def iter_model_blocks(model: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Yield the six scored matrices of each encoder block of an in-memory model."""
+    for block in get_blocks(model):
+        yield [w.detach() for w in block_matrices(model, block).values()]
+
+
+def score_model(
+    model: torch.nn.Module, criterion: str = "entropy", *, progress: bool = True, **params: Any
+) -> BlockScores:
+    """Score every encoder block of a loaded model from its weights alone.
+
+    Args:
+        model: a supported transformers model (see `supported_architectures()`).
+        criterion: scorer name; `"entropy"` is Gardener's.
+        progress: show a progress bar.
+        **params: scorer parameters (`bins`, `seed`).
+
+    Returns:
+        `BlockScores`.
+
+    Example:
+        >>> import torch
+        >>> from transformers import ViTConfig, ViTModel
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <...>
+        >>> model = ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+        ...                            intermediate_size=64, image_size=32, patch_size=16))
+        >>> scores = score_model(model, progress=False)
+        >>> scores.num_blocks, scores.prune_first
+        (3, 'lowest')
+    """
+    get_arch(model)
+    source = getattr(getattr(model, "config", None), "_name_or_path", None) or None
+    num = len(get_blocks(model))
+    with torch.no_grad():
+        return score_blocks(
+            iter_model_blocks(model), criterion, num_blocks=num, progress=progress, source=source, **params
+        )
+
+
+def score_pretrained(
+    model_id: str,
+    criterion: str = "entropy",
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    progress: bool = True,
+    **params: Any,
+) -> BlockScores:
+    """Score a checkpoint straight from its safetensors files, without building the model.
+
+    Reads one block of weights at a time, so memory stays at about one block (about 28 MB for
+    VideoMAE-B) whatever the model size. Gives the same scores as `score_model` on the loaded model.
+
+    Args:
+        model_id: a local folder or a Hub repo id.
+        criterion: scorer name.
+        revision: Hub revision (branch, tag or commit).
+        token: Hub token, or None to use the cached login.
+        progress: show a progress bar.
+        **params: scorer parameters.
+    """
+    from .sources import SafetensorsCheckpoint
+
+    ckpt = SafetensorsCheckpoint.open(model_id, revision=revision, token=token)
+    return score_blocks(
+        ckpt.iter_blocks(), criterion, num_blocks=ckpt.num_blocks, progress=progress, source=model_id, **params
+    )

@@ -1,0 +1,131 @@
+"""Tiny, offline models shared by the tests. Nothing here touches the network."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from transformers import (  # noqa: E402
+    VideoMAEConfig,
+    VideoMAEForPreTraining,
+    VideoMAEForVideoClassification,
+    VideoMAEImageProcessor,
+    VideoMAEModel,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTImageProcessor,
+    ViTMAEConfig,
+    ViTMAEForPreTraining,
+    ViTMAEModel,
+    ViTModel,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_BLOCKS = 6
+
+
+def videomae_config(**kw) -> VideoMAEConfig:
+    args = dict(
+        image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32, num_hidden_layers=NUM_BLOCKS,
+        num_attention_heads=2, intermediate_size=64, decoder_num_hidden_layers=2, decoder_hidden_size=16,
+        decoder_num_attention_heads=2, decoder_intermediate_size=32, num_labels=3,
+    )
+    args.update(kw)
+    return VideoMAEConfig(**args)
+
+
+def vit_kwargs(**kw) -> dict:
+    args = dict(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=NUM_BLOCKS, num_attention_heads=2,
+                intermediate_size=64)
+    args.update(kw)
+    return args
+
+
+def make_model(name: str, seed: int = 0) -> torch.nn.Module:
+    """A tiny randomly initialised model of class `name`, with block weights made distinct.
+
+    Each block's matrices are rescaled and given heavier or lighter tails so that the scorers see
+    clearly different blocks (a plain init makes every block statistically identical).
+    """
+    torch.manual_seed(seed)
+    if name.startswith("VideoMAE"):
+        cls = {"VideoMAEForVideoClassification": VideoMAEForVideoClassification, "VideoMAEModel": VideoMAEModel,
+               "VideoMAEForPreTraining": VideoMAEForPreTraining}[name]
+        model = cls(videomae_config())
+    elif name.startswith("ViTMAE"):
+        cls = {"ViTMAEForPreTraining": ViTMAEForPreTraining, "ViTMAEModel": ViTMAEModel}[name]
+        model = cls(ViTMAEConfig(**vit_kwargs(decoder_num_hidden_layers=1, decoder_hidden_size=16,
+                                              decoder_num_attention_heads=2, decoder_intermediate_size=32)))
+    else:
+        cls = {"ViTForImageClassification": ViTForImageClassification, "ViTModel": ViTModel}[name]
+        model = cls(ViTConfig(**vit_kwargs(num_labels=3)))
+    from gardener_hf.arch import block_matrices, get_blocks
+
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for i, block in enumerate(get_blocks(model)):
+            for w in block_matrices(model, block).values():
+                noise = torch.randn(w.shape, generator=g)
+                w.copy_(0.02 * (1 + 0.1 * i) * noise * (1 + 0.3 * i * noise.abs()))
+    return model.eval()
+
+
+def make_inputs(model: torch.nn.Module, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    c = model.config
+    if c.model_type == "videomae":
+        x = {"pixel_values": torch.randn(2, c.num_frames, 3, c.image_size, c.image_size, generator=g)}
+        if type(model).__name__ == "VideoMAEForPreTraining":
+            n = (c.num_frames // c.tubelet_size) * (c.image_size // c.patch_size) ** 2
+            mask = torch.zeros(2, n, dtype=torch.bool)
+            mask[:, : n // 2] = True
+            x["bool_masked_pos"] = mask
+        return x
+    x = {"pixel_values": torch.randn(2, 3, c.image_size, c.image_size, generator=g)}
+    if c.model_type == "vit_mae":
+        n = (c.image_size // c.patch_size) ** 2
+        x["noise"] = torch.rand(2, n, generator=g)
+    return x
+
+
+def main_output(out) -> torch.Tensor:
+    for name in ("logits", "last_hidden_state"):
+        value = getattr(out, name, None)
+        if value is not None:
+            return value
+    raise AssertionError("no output tensor")
+
+
+ALL_CLASSES = [
+    "VideoMAEForVideoClassification",
+    "VideoMAEModel",
+    "VideoMAEForPreTraining",
+    "ViTMAEForPreTraining",
+    "ViTMAEModel",
+    "ViTForImageClassification",
+    "ViTModel",
+]
+
+
+def save_with_processor(model: torch.nn.Module, path: Path) -> Path:
+    model.save_pretrained(path)
+    c = model.config
+    if c.model_type == "videomae":
+        VideoMAEImageProcessor(size={"shortest_edge": c.image_size},
+                               crop_size={"height": c.image_size, "width": c.image_size}).save_pretrained(path)
+    else:
+        ViTImageProcessor(size={"height": c.image_size, "width": c.image_size}).save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def tiny_videomae_dir(tmp_path) -> Path:
+    return save_with_processor(make_model("VideoMAEForVideoClassification"), tmp_path / "tiny-videomae")
