@@ -63,15 +63,16 @@ def plot_block_scores(record: dict[str, Any], path: str | Path, title: str | Non
     import matplotlib.pyplot as plt
 
     scores = record["scores"]
+    blocks = _scored_blocks(record)
     kept = set(record["kept_blocks"])
     fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(scores) + 1.5), 3.2), dpi=100)
-    colors = ["#2a9d8f" if i in kept else "#c8c8c8" for i in range(len(scores))]
+    colors = ["#2a9d8f" if b in kept else "#c8c8c8" for b in blocks]
     ax.bar(range(len(scores)), scores, color=colors, edgecolor="#444444", linewidth=0.5)
     lo, hi = min(scores), max(scores)
     pad = (hi - lo) * 0.15 or abs(hi) * 0.01 or 1.0
     ax.set_ylim(lo - pad, hi + pad)
-    ax.set_xticks(range(len(scores)))
-    ax.set_xlabel("block (0-based)")
+    ax.set_xticks(range(len(scores)), [str(b) for b in blocks])
+    ax.set_xlabel("block of the source model (0-based)")
     ax.set_ylabel(f"{record['criterion']} score")
     ax.set_title(title or f"{len(kept)} of {len(scores)} blocks kept (green); {record['prune_first']} scores removed first")
     ax.spines[["top", "right"]].set_visible(False)
@@ -131,13 +132,13 @@ def build_card(
     )
     cost = cost_summary(model, record["source_num_blocks"])
     kept = set(record["kept_blocks"])
-    scores = record.get("scores")
+    score_of = dict(zip(_scored_blocks(record), record["scores"])) if record.get("scores") else {}
     ranks = _ranks(record)
     rows = [
         {
             "index": i,
-            "score": f"{scores[i]:.4f}" if scores else "n/a",
-            "rank": ranks[i] if ranks else "n/a",
+            "score": f"{score_of[i]:.4f}" if i in score_of else "n/a",
+            "rank": ranks.get(i, "n/a"),
             "status": "kept" if i in kept else "removed",
         }
         for i in range(record["source_num_blocks"])
@@ -179,12 +180,12 @@ def _summary(criterion: str) -> str:
     return cls.summary if cls else "blocks chosen by hand"
 
 
-def _ranks(record: dict[str, Any]) -> list[int] | None:
-    order = record.get("removal_order")
-    if not order:
-        return None
-    n = len(order)
-    ranks = [0] * n
-    for position, block in enumerate(order):
-        ranks[block] = n - position
-    return ranks
+def _scored_blocks(record: dict[str, Any]) -> list[int]:
+    """Source-model indices of the scored blocks (all of them unless the model was pruned before)."""
+    return record.get("scored_blocks") or list(range(len(record["scores"])))
+
+
+def _ranks(record: dict[str, Any]) -> dict[int, int]:
+    """Source block index -> rank (1 = most important) among the scored blocks."""
+    order = record.get("removal_order") or []
+    return {block: len(order) - position for position, block in enumerate(order)}

@@ -3,7 +3,7 @@
 FLOPs follow the convention of the paper and of fvcore: one multiply-accumulate counts as one FLOP.
 Counted: patch embedding, the q/k/v/output projections and MLP of each block, the two attention
 matmuls (QK^T and AV), and the classifier head. LayerNorm, softmax, GELU and biases are not
-counted (a fraction of a percent). For VideoMAE-B at 16x224x224 this gives 180.5 GFLOPs, the
+counted (a fraction of a percent). For VideoMAE-B at 16x224x224 this gives 180.3 GFLOPs, the
 paper's 180.
 """
 
@@ -31,8 +31,8 @@ def block_flops(config: Any) -> int:
     return n * (4 * d * d + 2 * d * i) + 2 * n * n * d
 
 
-def encoder_flops(config: Any, num_blocks: int | None = None) -> int:
-    """Multiply-accumulates of patch embedding + `num_blocks` blocks + classifier head (if any)."""
+def encoder_flops(config: Any, num_blocks: int | None = None, num_labels: int = 0) -> int:
+    """Multiply-accumulates of patch embedding + `num_blocks` blocks + a `num_labels`-way linear head."""
     spec = get_arch(config)
     blocks = config.num_hidden_layers if num_blocks is None else num_blocks
     n_patch = (config.image_size // config.patch_size) ** 2
@@ -41,12 +41,7 @@ def encoder_flops(config: Any, num_blocks: int | None = None) -> int:
         n_patch *= config.num_frames // config.tubelet_size
         patch_dim *= config.tubelet_size
     embed = n_patch * patch_dim * config.hidden_size
-    head = config.hidden_size * len(getattr(config, "id2label", None) or {}) if _has_head(config) else 0
-    return embed + blocks * block_flops(config) + head
-
-
-def _has_head(config: Any) -> bool:
-    return any(a.endswith("Classification") for a in (getattr(config, "architectures", None) or []))
+    return embed + blocks * block_flops(config) + config.hidden_size * num_labels
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -68,12 +63,14 @@ def cost_summary(model: nn.Module, source_blocks: int) -> dict[str, Any]:
 
     config = model.config
     blocks = get_blocks(model)
+    classifier = getattr(model, "classifier", None)
+    labels = classifier.out_features if isinstance(classifier, nn.Linear) else 0
     per_block = sum(p.numel() for p in blocks[0].parameters()) if len(blocks) else 0
     params = count_parameters(model)
     return {
         "params": params,
         "params_source": params + (source_blocks - len(blocks)) * per_block,
-        "gflops": encoder_flops(config, len(blocks)) / 1e9,
-        "gflops_source": encoder_flops(config, source_blocks) / 1e9,
+        "gflops": encoder_flops(config, len(blocks), labels) / 1e9,
+        "gflops_source": encoder_flops(config, source_blocks, labels) / 1e9,
         "tokens": num_tokens(config),
     }

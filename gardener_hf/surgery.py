@@ -182,12 +182,14 @@ def apply_plan(model: nn.Module, plan: PrunePlan) -> nn.Module:
 def pruning_record(plan: PrunePlan, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON-able record stored in `config.gardener` and `gardener_pruning.json`."""
     if previous:
-        original = previous["kept_blocks"]
-        kept = [original[i] for i in plan.kept]
+        # The model was pruned before: plan indices are positions in the pruned model. Map them back to
+        # the source model's numbering so every index in the record means the same block.
+        original = list(previous["kept_blocks"])
         source_blocks = previous["source_num_blocks"]
         history = list(previous.get("history", [])) + [{k: previous[k] for k in ("criterion", "kept_blocks")}]
     else:
-        kept, source_blocks, history = list(plan.kept), plan.num_blocks, []
+        original, source_blocks, history = list(range(plan.num_blocks)), plan.num_blocks, []
+    kept = [original[i] for i in plan.kept]
     record = {
         "gardener_version": __version__,
         "criterion": plan.criterion,
@@ -197,8 +199,10 @@ def pruning_record(plan: PrunePlan, previous: dict[str, Any] | None = None) -> d
         "source_num_blocks": source_blocks,
         "kept_blocks": kept,
         "removed_blocks": [b for b in range(source_blocks) if b not in set(kept)],
+        # scores[i] belongs to source block scored_blocks[i] (all blocks unless pruned before).
+        "scored_blocks": original if plan.scores is not None else None,
         "scores": plan.scores,
-        "removal_order": plan.removal_order,
+        "removal_order": [original[i] for i in plan.removal_order] if plan.removal_order is not None else None,
     }
     if history:
         record["history"] = history
