@@ -13,10 +13,10 @@ Example:
 
 __version__ = "0.1.0"
 
-from .arch import ArchSpec, UnsupportedModelError, get_arch, supported_architectures  # noqa: E402
-from .errors import GardenerError  # noqa: E402
-from .scoring import BlockScores, available_criteria, get_scorer, score_model, score_pretrained  # noqa: E402
-from .surgery import PrunePlan, load_model, make_plan, prune_model  # noqa: E402
+from .arch import ArchSpec, UnsupportedModelError, get_arch, supported_architectures
+from .errors import GardenerError
+from .scoring import BlockScores, available_criteria, get_scorer, score_model, score_pretrained
+from .surgery import PrunePlan, load_model, make_plan, prune_model
 
 __all__ = [
     "ArchSpec",

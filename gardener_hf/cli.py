@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from ._io import atomic_folder, check_destination
 from .errors import GardenerError
 
 logger = logging.getLogger("gardener_hf")
@@ -180,26 +180,13 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .surgery import apply_plan, copy_processor_files, make_plan, save_pruned
 
     model_id = _resolve_model(args)
-    out = Path(args.output_dir)
-    if out.exists() and not args.overwrite:
-        raise GardenerError(f"{out} already exists; remove it or pass --overwrite")
+    out = check_destination(args.output_dir, args.overwrite)
     model, scores = _load_and_score(args, model_id)
     plan = make_plan(scores, keep=args.keep, remove=args.remove, remove_ratio=args.remove_ratio)
     apply_plan(model, plan)
-    import shutil
-    import tempfile
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with atomic_folder(out, overwrite=args.overwrite) as tmp:
         save_pruned(model, tmp)
         copy_processor_files(model_id, tmp, revision=args.revision, token=args.token)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("%s -> %s", plan.describe(), out)
     return 0
 
@@ -252,8 +239,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     namespace = "local" if dry_run and "{namespace}" in template else None
     if namespace is None and "{namespace}" in template:
         namespace = hub_namespace(token)
-    probe = format_repo_id(template, namespace=namespace or "local", source=model_id, keep=1, criterion=args.criterion)
-    del probe
+    format_repo_id(template, namespace=namespace or "local", source=model_id, keep=1, criterion=args.criterion)  # validate early
 
     model, scores = _load_and_score(args, model_id)
     staging_root = Path(args.output_dir) if args.output_dir else None
@@ -263,11 +249,14 @@ def cmd_push(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="gardener-stage-") as scratch:
         root = staging_root or Path(scratch)
         plans = [make_plan(scores, keep=k, remove=args.remove, remove_ratio=args.remove_ratio) for k in keeps]
+        repo_ids = [
+            format_repo_id(template, namespace=namespace or "local", source=model_id, keep=p.num_kept, criterion=args.criterion)
+            for p in plans
+        ]
+        for repo_id in repo_ids:  # refuse before staging any variant, so a refusal leaves nothing behind
+            check_destination(root / repo_id.split("/")[-1], args.overwrite)
         staged = []
-        for plan in plans:
-            repo_id = format_repo_id(
-                template, namespace=namespace or "local", source=model_id, keep=plan.num_kept, criterion=args.criterion
-            )
+        for plan, repo_id in zip(plans, repo_ids):
             variant = copy.deepcopy(model)
             apply_plan(variant, plan)
             if args.keep is not None:
@@ -291,7 +280,7 @@ def cmd_push(args: argparse.Namespace) -> int:
                     overwrite=args.overwrite,
                 )
             )
-            logger.info("staged %s: %s -> %s", repo_id, plan.describe(), folder)
+            logger.info("%s: %s", repo_id, plan.describe())
             del variant
         if dry_run:
             if staging_root is None:

@@ -8,15 +8,13 @@ huggingface_hub and are never printed, logged or written.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from ._io import atomic_folder
 from .cards import PLOT_FILE, build_card, plot_block_scores
 from .errors import GardenerError
 from .surgery import CONFIG_KEY, copy_processor_files, save_pruned
@@ -90,24 +88,13 @@ def stage_variant(
     Returns:
         The `StagedVariant`.
     """
-    destination = Path(destination)
-    if destination.exists() and not overwrite:
-        raise GardenerError(f"{destination} already exists; remove it or pass --overwrite")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
-    try:
+    with atomic_folder(destination, overwrite=overwrite) as tmp:
         save_pruned(model, tmp)
         copy_processor_files(source, tmp, revision=revision, token=token)
         record = getattr(model.config, CONFIG_KEY)
         plot_block_scores(record, tmp / PLOT_FILE)
         card = build_card(model, repo_id=repo_id, command=command, license=license, **(card_kwargs or {}))
         card.save(tmp / "README.md")
-        if destination.exists():
-            shutil.rmtree(destination)
-        os.replace(tmp, destination)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return StagedVariant(repo_id=repo_id, folder=destination, keep=len(record["kept_blocks"]))
 
 

@@ -119,7 +119,7 @@ def make_plan(
     if remove_ratio is not None:
         if not isinstance(remove_ratio, (int, float)) or not 0 <= remove_ratio < 1:
             raise PlanError(f"remove_ratio={remove_ratio!r}: must be a fraction in [0, 1)")
-        keep = num_blocks - int(round(remove_ratio * num_blocks))
+        keep = num_blocks - round(remove_ratio * num_blocks)
         keep = max(keep, 1)
 
     if keep is not None:

@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from transformers import (  # noqa: E402
+from transformers import (
     VideoMAEConfig,
     VideoMAEForPreTraining,
     VideoMAEForVideoClassification,

@@ -238,7 +238,7 @@ class FakeHub:
     @staticmethod
     def _resolve(repo: dict, rev: str) -> tuple[str | None, str]:
         """(branch or None, commit oid) for a branch name, refs/heads/..., refs/pr/N or a commit oid."""
-        branch = rev[len("refs/heads/"):] if rev.startswith("refs/heads/") else rev
+        branch = rev.removeprefix("refs/heads/")
         if branch in repo["heads"]:
             return branch, repo["heads"][branch]
         if rev in repo["snapshots"]:

@@ -35,7 +35,7 @@ def test_score_json_and_table(tiny_videomae_dir, capsys):
 
 
 def test_dry_run_stages_several_variants_loading_once(tiny_videomae_dir, tmp_path, monkeypatch, capsys):
-    import gardener_hf.surgery as surgery
+    from gardener_hf import surgery
 
     calls = []
     real = surgery.load_model
@@ -53,6 +53,26 @@ def test_dry_run_stages_several_variants_loading_once(tiny_videomae_dir, tmp_pat
         assert json.loads((folder / "config.json").read_text())["num_hidden_layers"] == keep
         assert f"--keep {keep} --criterion entropy" in (folder / "README.md").read_text()
     assert "staged local/tiny-videomae-gardener-keep2" in capsys.readouterr().out
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "tiny-videomae-gardener-keep2").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+    assert (out / "tiny-videomae-gardener-keep2" / "README.md").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_existing_variant_is_refused_before_anything_is_staged(tiny_videomae_dir, tmp_path, capsys):
+    out = tmp_path / "staged"
+    assert push_main([str(tiny_videomae_dir), "--keep", "4", "--dry-run", "--output-dir", str(out), "-q"]) == 0
+    before = (out / "tiny-videomae-gardener-keep4" / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    rc = push_main([str(tiny_videomae_dir), "--keep", "2", "4", "--dry-run", "--output-dir", str(out), "-q"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "tiny-videomae-gardener-keep4 already exists" in err and "--overwrite" in err
+    assert sorted(p.name for p in out.iterdir()) == ["tiny-videomae-gardener-keep4"]  # keep2 not staged, no temp left
+    assert (out / "tiny-videomae-gardener-keep4" / "model.safetensors").read_bytes() == before
+    rc = push_main([str(tiny_videomae_dir), "--keep", "2", "4", "--dry-run", "--output-dir", str(out), "-q", "--overwrite"])
+    assert rc == 0 and sorted(p.name for p in out.iterdir()) == [
+        "tiny-videomae-gardener-keep2", "tiny-videomae-gardener-keep4"]
 
 
 def test_no_token_stages_and_explains(tiny_videomae_dir, tmp_path):

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from fake_hub import TEST_TOKEN, FakeHub, fake_hub  # noqa: F401  (pytest fixture)
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     HfHubHTTPError,
@@ -20,8 +21,6 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-
-from fake_hub import TEST_TOKEN, FakeHub, fake_hub  # noqa: F401  (pytest fixture)
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06\x00\x00\x00" + bytes(range(256))
 
@@ -44,7 +43,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_create_repo_private_public_and_exist_ok(fake_hub):  # noqa: F811
+def test_create_repo_private_public_and_exist_ok(fake_hub):
     api = HfApi(endpoint=fake_hub.endpoint, token=TEST_TOKEN)
     url = api.create_repo("tester/private-model", repo_type="model", private=True, exist_ok=True)
     assert url.repo_id == "tester/private-model" and url == f"{fake_hub.endpoint}/tester/private-model"
@@ -65,7 +64,7 @@ def test_create_repo_private_public_and_exist_ok(fake_hub):  # noqa: F811
     assert api.model_info("tester/public-model").private is False
 
 
-def test_upload_folder_arrives_byte_for_byte_with_lfs(fake_hub, tmp_path):  # noqa: F811
+def test_upload_folder_arrives_byte_for_byte_with_lfs(fake_hub, tmp_path):
     local = make_folder(tmp_path / "model")
     api = HfApi(endpoint=fake_hub.endpoint, token=TEST_TOKEN)
     api.create_repo("tester/m", repo_type="model", private=True, exist_ok=True)
@@ -111,7 +110,7 @@ def test_upload_folder_arrives_byte_for_byte_with_lfs(fake_hub, tmp_path):  # no
                         cache_dir=tmp_path / "cache4")
 
 
-def test_wrong_token_is_rejected_and_nothing_changes(fake_hub, tmp_path):  # noqa: F811
+def test_wrong_token_is_rejected_and_nothing_changes(fake_hub, tmp_path):
     make_folder(tmp_path / "model")
     bad = HfApi(endpoint=fake_hub.endpoint, token="hf_wrong_token_456")
     with pytest.raises(HfHubHTTPError) as err:
@@ -130,7 +129,7 @@ def test_wrong_token_is_rejected_and_nothing_changes(fake_hub, tmp_path):  # noq
     assert sum(r.headers.get("authorization") == "<redacted:invalid>" for r in fake_hub.requests) >= 3
 
 
-def test_unknown_repo_is_404(fake_hub, tmp_path):  # noqa: F811
+def test_unknown_repo_is_404(fake_hub, tmp_path):
     make_folder(tmp_path / "model")
     api = HfApi(endpoint=fake_hub.endpoint, token=TEST_TOKEN)
     with pytest.raises(RepositoryNotFoundError) as err:
@@ -140,7 +139,7 @@ def test_unknown_repo_is_404(fake_hub, tmp_path):  # noqa: F811
         api.model_info("tester/nope")
 
 
-def test_create_pr_opens_refs_pr_n(fake_hub, tmp_path):  # noqa: F811
+def test_create_pr_opens_refs_pr_n(fake_hub, tmp_path):
     api = HfApi(endpoint=fake_hub.endpoint, token=TEST_TOKEN)
     api.create_repo("tester/m", repo_type="model", exist_ok=True)
     first = make_folder(tmp_path / "v1", seed=1)
@@ -163,7 +162,7 @@ def test_create_pr_opens_refs_pr_n(fake_hub, tmp_path):  # noqa: F811
     assert [r.name for r in refs.pull_requests] == ["refs/pr/1"]
 
 
-def test_upload_to_a_branch(fake_hub, tmp_path):  # noqa: F811
+def test_upload_to_a_branch(fake_hub, tmp_path):
     api = HfApi(endpoint=fake_hub.endpoint, token=TEST_TOKEN)
     api.create_repo("tester/m", repo_type="model", exist_ok=True)
     local = make_folder(tmp_path / "model")
@@ -198,7 +197,7 @@ def test_multipart_lfs_upload(tmp_path, monkeypatch):
     assert hub._server is None
 
 
-def test_storage_rejects_content_that_does_not_match_its_oid(fake_hub):  # noqa: F811
+def test_storage_rejects_content_that_does_not_match_its_oid(fake_hub):
     HfApi(endpoint=fake_hub.endpoint, token=TEST_TOKEN).create_repo("tester/m")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     good = b"the real content"
@@ -225,7 +224,7 @@ def test_storage_rejects_content_that_does_not_match_its_oid(fake_hub):  # noqa:
     assert fake_hub.repos["tester/m"]["lfs_objects"] == {sha256(good): good}
 
 
-def test_env_var_endpoint_in_a_subprocess(fake_hub, tmp_path):  # noqa: F811
+def test_env_var_endpoint_in_a_subprocess(fake_hub, tmp_path):
     local = make_folder(tmp_path / "model")
     code = textwrap.dedent(f"""
         import json

@@ -10,8 +10,6 @@ import textwrap
 
 import av
 import numpy as np
-import pytest
-import torch
 from conftest import make_model, save_with_processor
 
 from gardener_hf import prune_model, score_model

@@ -24,7 +24,7 @@ def staged_files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def test_push_variants_arrive_byte_identical(fake_hub, tiny_videomae_dir, tmp_path):  # noqa: F811
+def test_push_variants_arrive_byte_identical(fake_hub, tiny_videomae_dir, tmp_path):
     out = tmp_path / "staged"
     result = push(fake_hub, str(tiny_videomae_dir), "--keep", "2", "4", "--output-dir", str(out),
                   "--repo-id", "tester/{name}-keep{keep}", "--private", "-q")
@@ -43,7 +43,7 @@ def test_push_variants_arrive_byte_identical(fake_hub, tiny_videomae_dir, tmp_pa
     assert len(messages) == 1 and "keep 4 blocks" in messages[0]
 
 
-def test_push_default_namespace_branch_and_pr(fake_hub, tiny_videomae_dir, tmp_path):  # noqa: F811
+def test_push_default_namespace_branch_and_pr(fake_hub, tiny_videomae_dir, tmp_path):
     result = push(fake_hub, str(tiny_videomae_dir), "--keep", "3", "--revision", "dev", "-q")
     assert result.returncode == 0, result.stderr
     (repo_id,) = [r for r in fake_hub.repos if r.endswith("tiny-videomae-gardener-keep3")]
@@ -54,7 +54,7 @@ def test_push_default_namespace_branch_and_pr(fake_hub, tiny_videomae_dir, tmp_p
     assert "model.safetensors" not in fake_hub.repos[repo_id]["branches"].get("main", {})
 
 
-def test_wrong_token_is_one_line_and_never_echoed(fake_hub, tiny_videomae_dir, tmp_path):  # noqa: F811
+def test_wrong_token_is_one_line_and_never_echoed(fake_hub, tiny_videomae_dir, tmp_path):
     bad = "hf_wrong_secret_987"
     result = push(fake_hub, str(tiny_videomae_dir), "--keep", "2", "--repo-id", "tester/x", "-q", token=bad)
     assert result.returncode == 2

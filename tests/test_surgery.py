@@ -160,7 +160,7 @@ def test_saved_model_reloads_with_plain_transformers(name, kind, tmp_path):
         assert any(k.endswith("attention.attention.q_bias") for k in keys)  # Hub legacy form
         if name == "VideoMAEForPreTraining":
             assert any(k.startswith("decoder.decoder_layers.1.") for k in keys)
-    assert not any(f"layer.4." in k or f"layers.4." in k for k in keys if not k.startswith("decoder"))
+    assert not any("layer.4." in k or "layers.4." in k for k in keys if not k.startswith("decoder"))
 
     env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": ""}
     import os
