@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from torch import nn
 
 from . import __version__
@@ -94,8 +94,7 @@ def build_card(
     command: str,
     source_revision: str | None = None,
     license: str | None = None,
-    finetuned: bool = False,
-    eval_results: list[Any] | None = None,
+    training: dict[str, Any] | None = None,
 ) -> ModelCard:
     """Render the model card of a pruned model.
 
@@ -105,8 +104,11 @@ def build_card(
         command: the exact command that reproduces this variant.
         source_revision: revision of the source model, shown in the metadata when given.
         license: license to declare (usually the source's).
-        finetuned: whether the model was finetuned after pruning.
-        eval_results: `huggingface_hub.EvalResult` list for model-index metadata.
+        training: present when the model was finetuned after pruning: `train_data`, `eval_data` (names),
+            `num_train_videos`, `num_eval_videos`, `metrics` (top1 / top5 / mean_class_accuracy as fractions,
+            or None without evaluation), `hyperparameters` (dict), `global_step`, and the file names
+            `curve_file` / `confusion_file` of plots staged beside the card (or None). The metrics go
+            into the model-index metadata as well.
 
     Returns:
         A `huggingface_hub.ModelCard`; `card.save(path)` writes README.md.
@@ -115,6 +117,7 @@ def build_card(
 
     record = getattr(model.config, CONFIG_KEY)
     spec = get_arch(model)
+    eval_results = _eval_results(training, pipeline_tag=spec.pipeline_tag.get(type(model).__name__))
     model_class = type(model).__name__
     pipeline_tag = spec.pipeline_tag.get(model_class)
     source = record.get("source_model")
@@ -132,7 +135,7 @@ def build_card(
     )
     cost = cost_summary(model, record["source_num_blocks"])
     kept = set(record["kept_blocks"])
-    score_of = dict(zip(_scored_blocks(record), record["scores"])) if record.get("scores") else {}
+    score_of = dict(zip(_scored_blocks(record), record["scores"], strict=True)) if record.get("scores") else {}
     ranks = _ranks(record)
     rows = [
         {
@@ -157,7 +160,8 @@ def build_card(
         criterion=record["criterion"],
         criterion_summary=_summary(record["criterion"]),
         prune_first=record.get("prune_first") or "n/a",
-        finetuned=finetuned,
+        finetuned=training is not None,
+        training=_training_view(training),
         model_class=model_class,
         pipeline_tag=pipeline_tag,
         params=_fmt_int(cost["params"]),
@@ -171,6 +175,45 @@ def build_card(
         gardener_version=__version__,
         transformers_version=transformers.__version__,
     )
+
+
+def _eval_results(training: dict[str, Any] | None, *, pipeline_tag: str | None) -> list[EvalResult] | None:
+    """model-index entries (top-1 / top-5 accuracy in %) for a finetuned variant."""
+    metrics = (training or {}).get("metrics")
+    if not metrics:
+        return None
+    name = training.get("eval_data") or "evaluation set"
+    results = []
+    for key, metric_type, metric_name in (("top1", "accuracy", "top-1 accuracy"), ("top5", "top_5_accuracy", "top-5 accuracy")):
+        if metrics.get(key) is None:
+            continue
+        results.append(
+            EvalResult(
+                task_type=pipeline_tag or "video-classification",
+                dataset_type=name,
+                dataset_name=name,
+                dataset_split=training.get("eval_split") or "validation",
+                metric_type=metric_type,
+                metric_name=metric_name,
+                metric_value=round(100 * metrics[key], 2),
+            )
+        )
+    return results
+
+
+def _training_view(training: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the template shows of a finetune: percentages and a flat hyperparameter table."""
+    if training is None:
+        return None
+    metrics = training.get("metrics") or {}
+    view = dict(training)
+    view["results"] = [
+        (label, f"{100 * metrics[key]:.2f}")
+        for key, label in (("top1", "top-1 accuracy (%)"), ("top5", "top-5 accuracy (%)"), ("mean_class_accuracy", "mean per-class accuracy (%)"))
+        if metrics.get(key) is not None
+    ]
+    view["hyperparameters"] = [(k, v) for k, v in (training.get("hyperparameters") or {}).items() if v is not None]
+    return view
 
 
 def _summary(criterion: str) -> str:

@@ -3,6 +3,8 @@
     gardener score MODEL [--criterion C] [--keep K] [--json]
     gardener prune MODEL --keep K --output-dir DIR
     gardener push  MODEL --keep 2 4 6 [--dry-run --output-dir DIR]   (= scripts/push_pruned.py)
+    gardener finetune MODEL --train-dir DIR --eval-dir DIR --output-dir OUT   (= scripts/finetune.py)
+    gardener evaluate MODEL DATA [--output-dir DIR]
 
 Errors caused by the input print one line to stderr and exit with status 2.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -80,8 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--output-dir", required=True, help="folder to write the pruned model to")
     prune.add_argument("--overwrite", action="store_true", help="replace --output-dir if it exists")
 
-    push = sub.add_parser("push", help="prune, stage with a model card, and push one repo per variant")
+    push = sub.add_parser("push", help="prune, stage with a model card, and push one repo per variant", allow_abbrev=False)
     add_push_args(push)
+
+    # Parsed by finetune.py's HfArgumentParser (every TrainingArguments option); listed here for --help.
+    sub.add_parser("finetune", help="finetune a (pruned) VideoMAE on video files with transformers.Trainer", add_help=False)
+
+    evaluate = sub.add_parser("evaluate", help="top-1 / top-5 / mean per-class accuracy of a VideoMAE classifier")
+    _add_source_args(evaluate)
+    evaluate.add_argument("data", help="videos: a folder with one subfolder per class, or a CSV/JSON list of (path, label)")
+    evaluate.add_argument("--output-dir", default=None, help="write eval_results.json and confusion_matrix.png here")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=8)
+    evaluate.add_argument("--clips", type=_positive_int, default=1, help="clips per video (softmax averaged)")
+    evaluate.add_argument("--sampling", default="start", choices=["start", "uniform"], help="where clips are taken")
+    evaluate.add_argument("--frame-stride", type=_positive_int, default=4)
+    evaluate.add_argument("--num-workers", type=int, default=-1, help="DataLoader workers (default: CPUs - 1, at most 8)")
+    evaluate.add_argument("--strict", action="store_true", help="an unreadable video is an error, not skipped")
     return parser
 
 
@@ -114,6 +131,49 @@ def add_push_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", default=None, help="where variants are staged (one subfolder per variant)")
     p.add_argument("--overwrite", action="store_true", help="replace existing staged folders")
     p.add_argument("--model-class", default=None, help="transformers class to load with (default: as saved)")
+    p.add_argument(
+        "--train-dir",
+        default=None,
+        help="finetune each variant on these videos before pushing (needs --output-dir; any other "
+        "option is passed to the finetune, e.g. --num-train-epochs 3 --learning-rate 1e-4)",
+    )
+    p.add_argument("--eval-dir", default=None, help="evaluate each finetuned variant on these videos (results go in the card)")
+
+
+def split_foreign_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separate the options `parser` knows from the rest (finetune options for `push --train-dir`).
+
+    A foreign option takes at most one value, as every `TrainingArguments` option does
+    (`--num-train-epochs 3`, `--bf16`, `--bf16 true`), so it never swallows the model argument
+    that follows it. `parse_known_args` cannot do this: it gives a foreign option's value to the
+    model positional.
+    """
+    known = {s for action in parser._actions for s in action.option_strings}
+    own: list[str] = []
+    foreign: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg.split("=", 1)[0]
+        if arg.startswith("--") and name not in known:
+            foreign.append(arg)
+            if "=" not in arg and i + 1 < len(argv) and not _looks_like_option(argv[i + 1]):
+                foreign.append(argv[i + 1])
+                i += 1
+        else:
+            own.append(arg)
+        i += 1
+    return own, foreign
+
+
+def _looks_like_option(arg: str) -> bool:
+    if not arg.startswith("-"):
+        return False
+    try:
+        float(arg)
+    except ValueError:
+        return True
+    return False  # a negative number is a value
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -191,6 +251,22 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune_variant(args: argparse.Namespace, variant: Any, model_id: str, run_dir: Path):
+    """Finetune one pruned variant; returns (finetuned model, card kwargs, plot files, is main process)."""
+    from .finetune import finetune_variant
+
+    argv = ["--train-dir", args.train_dir, "--output-dir", str(run_dir), *args.finetune_args]
+    if args.eval_dir:
+        argv += ["--eval-dir", args.eval_dir]
+    if args.quiet:
+        argv += ["--disable-tqdm", "true"]
+    result, training = finetune_variant(variant, model_id, argv, revision=args.revision, token=args.token)
+    extra = {name: result.output_dir / name for name in (training["curve_file"], training["confusion_file"]) if name}
+    # RANK too: a process that is not rank 0 of the launch must never stage or push, whatever Trainer thinks.
+    is_main = result.is_main_process and os.environ.get("RANK", "0") == "0"
+    return result.model, {"training": training}, extra, is_main
+
+
 def _reproduce_command(args: argparse.Namespace, model_id: str, keep_or_plan: str) -> str:
     parts = ["python scripts/push_pruned.py"] + ([shlex.quote(args.model)] if args.model else [])
     if args.revision:
@@ -200,6 +276,10 @@ def _reproduce_command(args: argparse.Namespace, model_id: str, keep_or_plan: st
         parts += ["--bins", str(args.bins)]
     if args.seed is not None:
         parts += ["--seed", str(args.seed)]
+    for flag, value in (("--train-dir", getattr(args, "train_dir", None)), ("--eval-dir", getattr(args, "eval_dir", None))):
+        if value:
+            parts += [flag, shlex.quote(value)]
+    parts += [shlex.quote(a) for a in getattr(args, "finetune_args", [])]
     return " ".join(parts)
 
 
@@ -241,6 +321,10 @@ def cmd_push(args: argparse.Namespace) -> int:
         namespace = hub_namespace(token)
     format_repo_id(template, namespace=namespace or "local", source=model_id, keep=1, criterion=args.criterion)  # validate early
 
+    if args.train_dir and not args.output_dir:
+        raise GardenerError("--train-dir needs --output-dir (training runs and checkpoints are kept there)")
+    if args.finetune_args and not args.train_dir:
+        raise GardenerError(f"unrecognized arguments: {' '.join(args.finetune_args)} (finetune options need --train-dir)")
     model, scores = _load_and_score(args, model_id)
     staging_root = Path(args.output_dir) if args.output_dir else None
     license = source_license(model_id, revision=args.revision, token=args.token)
@@ -256,9 +340,13 @@ def cmd_push(args: argparse.Namespace) -> int:
         for repo_id in repo_ids:  # refuse before staging any variant, so a refusal leaves nothing behind
             check_destination(root / repo_id.split("/")[-1], args.overwrite)
         staged = []
-        for plan, repo_id in zip(plans, repo_ids):
+        is_main = os.environ.get("RANK", "0") == "0"  # several processes only under `accelerate launch`
+        for plan, repo_id in zip(plans, repo_ids, strict=True):
             variant = copy.deepcopy(model)
             apply_plan(variant, plan)
+            card_kwargs, extra_files = None, None
+            if args.train_dir:
+                variant, card_kwargs, extra_files, is_main = _finetune_variant(args, variant, model_id, root / f"{repo_id.split('/')[-1]}-run")
             if args.keep is not None:
                 how = f"--keep {plan.num_kept}"
             elif args.remove is not None:
@@ -267,6 +355,8 @@ def cmd_push(args: argparse.Namespace) -> int:
                 how = f"--remove-ratio {args.remove_ratio}"
             command = _reproduce_command(args, model_id, how)
             folder = root / repo_id.split("/")[-1]
+            if not is_main:
+                continue
             staged.append(
                 stage_variant(
                     variant,
@@ -278,6 +368,8 @@ def cmd_push(args: argparse.Namespace) -> int:
                     token=args.token,
                     license=license,
                     overwrite=args.overwrite,
+                    card_kwargs=card_kwargs,
+                    extra_files=extra_files,
                 )
             )
             logger.info("%s: %s", repo_id, plan.describe())
@@ -296,7 +388,30 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"score": cmd_score, "prune": cmd_prune, "push": cmd_push}
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .finetune import evaluate_model
+    from .metrics import format_metrics_table
+
+    if args.model is None:
+        raise GardenerError("give the model to evaluate (a finetuned VideoMAE classifier)")
+    metrics = evaluate_model(
+        args.model, args.data, output_dir=args.output_dir, revision=args.revision, token=args.token,
+        batch_size=args.batch_size, num_clips=args.clips, sampling=args.sampling, frame_stride=args.frame_stride,
+        num_workers=args.num_workers, strict=args.strict, progress=not args.quiet,
+    )
+    from .sources import read_config
+
+    id2label = read_config(args.model, revision=args.revision, token=args.token)["id2label"]
+    print(format_metrics_table(metrics, [id2label[str(i)] for i in range(len(id2label))]))
+    skipped = metrics["data"]["skipped"]
+    if skipped:
+        print(f"{len(skipped)} unreadable videos skipped: " + ", ".join(s["path"] for s in skipped))
+    if args.output_dir:
+        print(f"wrote {Path(args.output_dir) / 'eval_results.json'}")
+    return 0
+
+
+COMMANDS = {"score": cmd_score, "prune": cmd_prune, "push": cmd_push, "evaluate": cmd_evaluate}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -313,7 +428,20 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `gardener` console script."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["finetune"]:
+        from .finetune import finetune_main
+
+        return finetune_main(argv[1:])
+    parser = build_parser()
+    if argv[:1] == ["push"]:
+        push_parser = parser._subparsers._group_actions[0].choices["push"]
+        own, extra = split_foreign_options(push_parser, argv[1:])
+        args = parser.parse_args(["push", *own])
+        args.finetune_args = extra
+    else:
+        args = parser.parse_args(argv)
+        args.finetune_args = []
     return run(args)
 
 
@@ -321,10 +449,13 @@ def push_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of scripts/push_pruned.py (`gardener push` with the same options)."""
     parser = argparse.ArgumentParser(
         prog="push_pruned.py",
+        allow_abbrev=False,  # unknown options go to the finetune; no prefix guessing
         description="Prune a ViT/VideoMAE checkpoint by block entropy and push each variant to the Hub.",
     )
     add_push_args(parser)
-    args = parser.parse_args(argv)
+    own, extra = split_foreign_options(parser, list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(own)
+    args.finetune_args = extra
     args.command = "push"
     return run(args)
 

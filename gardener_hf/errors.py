@@ -19,3 +19,7 @@ class WeightsError(GardenerError):
 
 class PlanError(GardenerError):
     """The requested pruning (keep / remove / ratio) does not fit the model."""
+
+
+class DataError(GardenerError):
+    """A dataset is empty, malformed, or holds a video that cannot be read (in strict mode)."""

@@ -8,6 +8,7 @@ huggingface_hub and are never printed, logged or written.
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ def stage_variant(
     license: str | None = None,
     overwrite: bool = False,
     card_kwargs: dict[str, Any] | None = None,
+    extra_files: dict[str, str | Path] | None = None,
 ) -> StagedVariant:
     """Write weights, config, pruning record, processor files, plot and card; move into place at the end.
 
@@ -83,7 +85,8 @@ def stage_variant(
         revision / token: used to fetch the source's processor files.
         license: license for the card metadata.
         overwrite: replace an existing destination.
-        card_kwargs: extra arguments for `build_card` (e.g. eval results).
+        card_kwargs: extra arguments for `build_card` (e.g. `training`).
+        extra_files: files to stage beside the card, {name in the repo: path} (e.g. training plots).
 
     Returns:
         The `StagedVariant`.
@@ -95,6 +98,8 @@ def stage_variant(
         plot_block_scores(record, tmp / PLOT_FILE)
         card = build_card(model, repo_id=repo_id, command=command, license=license, **(card_kwargs or {}))
         card.save(tmp / "README.md")
+        for name, path in (extra_files or {}).items():
+            shutil.copyfile(path, tmp / name)
     return StagedVariant(repo_id=repo_id, folder=destination, keep=len(record["kept_blocks"]))
 
 

@@ -129,3 +129,18 @@ def save_with_processor(model: torch.nn.Module, path: Path) -> Path:
 @pytest.fixture
 def tiny_videomae_dir(tmp_path) -> Path:
     return save_with_processor(make_model("VideoMAEForVideoClassification"), tmp_path / "tiny-videomae")
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    """Generated motion-direction videos (16 frames, 64x64 mp4): 3 per class to train, 2 per class to evaluate."""
+    from gardener_hf.video import make_motion_dataset
+
+    root = tmp_path_factory.mktemp("videos")
+    return {
+        "train": make_motion_dataset(root / "train", videos_per_class=3, num_frames=16, size=64, seed=0),
+        "eval": make_motion_dataset(root / "eval", videos_per_class=2, num_frames=16, size=64, seed=1),
+    }
+
+
+from fake_hub import fake_hub  # noqa: E402,F401  (fixture: a loopback Hub endpoint)

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fake_hub import TEST_TOKEN, FakeHub, fake_hub  # noqa: F401  (pytest fixture)
+from fake_hub import TEST_TOKEN, FakeHub
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     HfHubHTTPError,

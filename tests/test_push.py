@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from conftest import REPO
-from fake_hub import fake_hub  # noqa: F401  (pytest fixture)
 
 TOKEN = "hf_test_token_123"
 
