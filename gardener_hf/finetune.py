@@ -45,6 +45,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 8,
     "per_device_eval_batch_size": 8,
     "logging_steps": 10,
+    "save_strategy": "epoch",
     "save_total_limit": 2,
     "report_to": "none",
     "remove_unused_columns": False,
@@ -500,7 +501,7 @@ def finetune(
     metrics: dict[str, Any] = {}
     if eval_set is not None:
         prediction = trainer.predict(eval_set, metric_key_prefix="eval")
-        metrics = classification_metrics(prediction.predictions, prediction.label_ids, num_classes=len(labels))
+        metrics = classification_metrics(_logits(prediction.predictions), prediction.label_ids, num_classes=len(labels))
     trainer.save_model(str(output_dir))  # rank 0 writes; every rank must call it (FSDP / DeepSpeed)
     main = trainer.is_world_process_zero()
     report = {
@@ -564,17 +565,32 @@ def training_summary(result: FinetuneResult, data_args: DataArguments) -> dict[s
     """The `training` dict `build_card` shows: names (not local paths), sizes, metrics, hyperparameters."""
     data = result.report["data"]
     return {
-        "train_data": Path(data_args.train_dir).name,
-        "eval_data": Path(data_args.eval_dir).name if data_args.eval_dir else None,
+        "train_data": _data_name(data_args.train_dir),
+        "eval_data": _data_name(data_args.eval_dir) if data_args.eval_dir else None,
         "num_train_videos": data["train"]["used"],
         "num_eval_videos": data.get("eval", {}).get("used") if data.get("eval") else None,
         "num_labels": len(result.report["labels"]),
         "metrics": {k: result.metrics[k] for k in ("top1", "top5", "mean_class_accuracy") if k in result.metrics} or None,
         "hyperparameters": result.report["hyperparameters"],
         "global_step": result.report["global_step"],
+        "selected_on_eval": bool(result.report.get("best_checkpoint")) and bool(data_args.eval_dir),
         "curve_file": CURVE_FILE if (result.output_dir / CURVE_FILE).exists() else None,
         "confusion_file": CONFUSION_FILE if (result.output_dir / CONFUSION_FILE).exists() else None,
     }
+
+
+def _data_name(source: str) -> str:
+    """A short public name for a local dataset path: the folder name, with its parent for a split
+    folder ("ucf101/test", not "test"); never the full local path."""
+    path = Path(source)
+    if path.name.lower() in EVAL_SPLITS + ("train", "training") and path.parent.name:
+        return f"{path.parent.name}/{path.name}"
+    return path.name
+
+
+def _logits(predictions: Any) -> Any:
+    """Trainer returns a tuple when the model outputs more than logits; the logits come first."""
+    return predictions[0] if isinstance(predictions, tuple) else predictions
 
 
 def _set_epoch_callback(trainer, dataset) -> None:
@@ -676,7 +692,7 @@ def evaluate_model(
         trainer = _make_trainer_class()(model=model, args=args, data_collator=collate_videos)
         prediction = trainer.predict(dataset)
         main = trainer.is_world_process_zero()
-    metrics = classification_metrics(prediction.predictions, prediction.label_ids, num_classes=len(labels))
+    metrics = classification_metrics(_logits(prediction.predictions), prediction.label_ids, num_classes=len(labels))
     metrics["data"] = _report_dict(report)
     if output_dir is not None and main:
         output_dir = Path(output_dir)
