@@ -21,10 +21,10 @@ Two measurements, side by side in one process:
    (a) DataLoader alone, samples/s for each `num_workers` (steady state: the first batch, which pays
    for starting the workers, is reported separately); (b) the smallest pruned model trained on one
    in-memory batch, against (c) the same model trained on batches from the DataLoader (including the
-   copy to the device), interleaved b, c(w0), c(w1), c(w2), b, ... For (c) the first step of each
-   segment (worker start-up) is untimed; with workers > 0 they may have prefetched up to
-   `prefetch_factor * num_workers` batches during it, so when the loader is close to the model's speed
-   use `--feed-steps` well above that.
+   copy to the device), interleaved b, c(w0), c(w1), c(w2), with the order rotated each round. The
+   first step of each segment (for (c): worker start-up) is untimed; with workers > 0 they may have
+   prefetched up to `prefetch_factor * num_workers` batches during it, so when the loader is close to
+   the model's speed use `--feed-steps` well above that.
 
 The default is a reduced configuration for a small CPU (8 frames x 112x112 = 196 tokens instead of
 VideoMAE-B's 16 x 224x224 = 1568; same width and depth); the same script runs the real one on a GPU:
@@ -33,8 +33,8 @@ VideoMAE-B's 16 x 224x224 = 1568; same width and depth); the same script runs th
         --repeats 20 --feed-steps 50 --output benchmarks/results/finetune_speed_cuda.json
 
 Usage:
-    python benchmarks/finetune_speed.py [--frames 8] [--size 112] [--batch 2] [--device cpu]
-        [--dtype fp32|bf16] [--repeats 5] [--quick] [--output PATH.json]
+    python benchmarks/finetune_speed.py [--frames 8] [--size 112] [--batch 4] [--device cpu]
+        [--dtype fp32|bf16] [--repeats 8] [--quick] [--output PATH.json]
 
 Writes JSON and markdown next to each other (default `benchmarks/results/finetune_speed.{json,md}`);
 `--quick` (a smoke run of about a minute) writes nothing unless `--output` is given.
@@ -61,13 +61,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import transformers  # noqa: E402
-from transformers import VideoMAEConfig, VideoMAEForVideoClassification  # noqa: E402
+import transformers
+from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
-from gardener_hf import prune_model, score_model  # noqa: E402
-from gardener_hf.data import VideoClassificationDataset, VideoTransform, collate_videos, find_videos  # noqa: E402
-from gardener_hf.stats import count_parameters, encoder_flops, num_tokens  # noqa: E402
-from gardener_hf.video import make_motion_dataset  # noqa: E402
+from gardener_hf import prune_model, score_model
+from gardener_hf.data import VideoClassificationDataset, VideoTransform, collate_videos, find_videos
+from gardener_hf.stats import count_parameters, encoder_flops, num_tokens
+from gardener_hf.video import make_motion_dataset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -177,6 +177,11 @@ class Variant:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.losses.append(loss.detach())
+
+
+def attention_share(tokens: int, hidden: int, intermediate: int) -> float:
+    """Share of a block's MACs in the two attention matmuls (QK^T, AV), as `block_flops` counts them."""
+    return 2 * tokens * hidden / (4 * hidden * hidden + 2 * hidden * intermediate + 2 * tokens * hidden)
 
 
 def summary(seconds: list[float], batch: int) -> dict:
@@ -297,7 +302,8 @@ def measure_data(variant: Variant, args: argparse.Namespace, device: torch.devic
             loader_only[w]["first_batch_s"].append(first)
             loader_only[w]["samples_per_s_passes"].append(n / elapsed)
         log(f"loader round {r + 1}/{args.loader_rounds}: "
-            + ", ".join(f"workers={w} {loader_only[w]['samples_per_s_passes'][-1]:.1f} samples/s" for w in args.workers))
+            + ", ".join(f"workers={w} {loader_only[w]['samples_per_s_passes'][-1]:.1f} samples/s"
+                        for w in args.workers))
     for w in args.workers:
         loader_only[w]["samples_per_s"] = max(loader_only[w]["samples_per_s_passes"])
     best_workers = max(args.workers, key=lambda w: loader_only[w]["samples_per_s"])
@@ -315,10 +321,15 @@ def measure_data(variant: Variant, args: argparse.Namespace, device: torch.devic
         variant.train_step(batch["pixel_values"].to(device, non_blocking=non_blocking),
                            batch["labels"].to(device, non_blocking=non_blocking))
 
+    segments: list[int | None] = [None, *args.workers]  # None: the in-memory batch
     for r in range(args.feed_rounds):
         t0 = time.perf_counter()
-        memory_s.append(timed(lambda: [variant.train_step(x, y) for _ in range(args.feed_steps)], device))
-        for w in args.workers:
+        # rotate the order each round, so that no feed always runs first or right after a loader's teardown
+        for w in segments[r % len(segments):] + segments[: r % len(segments)]:
+            if w is None:
+                variant.train_step(x, y)  # untimed, like the first step of a DataLoader segment
+                memory_s.append(timed(lambda: [variant.train_step(x, y) for _ in range(args.feed_steps)], device))
+                continue
             seed += 1
             it = iter(make_loader(dataset, args, w, (args.feed_steps + 1) * args.batch, device, seed))
             fed_step(it)  # untimed: starts the workers
@@ -330,6 +341,7 @@ def measure_data(variant: Variant, args: argparse.Namespace, device: torch.devic
 
     samples = args.feed_steps * args.batch
     memory = {"seconds_per_segment": memory_s, "samples_per_s": samples / min(memory_s),
+              "samples_per_s_worst": samples / max(memory_s),
               "samples_per_s_median": samples / statistics.median(memory_s)}
     fed = {}
     for w in args.workers:
@@ -358,11 +370,11 @@ def log(message: str) -> None:
 def render(result: dict) -> str:
     cfg, model, data, info = result["config"], result["model"], result["data"], result["machine"]
     lines = ["# Finetuning speed: pruned VideoMAE-B width, and real video files vs in-memory batches", ""]
-    lines += [f"Configuration: {cfg['label']}. Batch {cfg['batch']}, {cfg['dtype']}, {info['device']}, "
-              f"{model['optimizer']}; best of {cfg['repeats']} interleaved steps, one process.", ""]
+    lines += [(f"Configuration: {cfg['label']}. Batch {cfg['batch']}, {cfg['dtype']}, {info['device']}, "
+              f"{model['optimizer']}; best of {cfg['repeats']} interleaved steps, one process."), ""]
     lines += [
-        "| variant | blocks | GFLOPs | FLOPs ratio | infer samples/s | infer speedup | speedup/FLOPs-ratio "
-        "| train samples/s | train speedup | speedup/FLOPs-ratio |",
+        ("| variant | blocks | GFLOPs | FLOPs ratio | infer samples/s | infer speedup | speedup/FLOPs-ratio "
+        "| train samples/s | train speedup | speedup/FLOPs-ratio |"),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in model["variants"]:
@@ -379,12 +391,12 @@ def render(result: dict) -> str:
         for row in model["variants"][1:]), ""]
 
     lines += [
-        f"Data pipeline: {data['videos']} mp4 files ({len(data['classes'])} classes, {data['video_frames']} frames "
+        (f"Data pipeline: {data['videos']} mp4 files ({len(data['classes'])} classes, {data['video_frames']} frames "
         f"at {data['video_size']}x{data['video_size']}, {data['files_mb']:.1f} MB), random {cfg['frames']}-frame "
-        f"clip at stride 2, train transform to {cfg['size']}x{cfg['size']}; model: {data['model']}.",
+        f"clip at stride 2, train transform to {cfg['size']}x{cfg['size']}; model: {data['model']}."),
         "",
-        "| feed | num_workers | DataLoader alone samples/s | first batch s | training samples/s "
-        "| x in-memory (best) | x in-memory (median) |",
+        ("| feed | num_workers | DataLoader alone samples/s | first batch s | training samples/s "
+        "| x in-memory (best) | x in-memory (median) |"),
         "|---|---:|---:|---:|---:|---:|---:|",
         f"| (b) in-memory tensor | - | - | - | {data['in_memory']['samples_per_s']:.3f} | 1.00 | 1.00 |",
     ]
@@ -395,9 +407,9 @@ def render(result: dict) -> str:
             f"| (c) video files | {w}{mark} | {lo['samples_per_s']:.1f} | {min(lo['first_batch_s']):.2f} "
             f"| {fed['samples_per_s']:.3f} | {fed['ratio_to_in_memory']:.2f} | {fed['ratio_to_in_memory_median']:.2f} |"
         )
-    lines += ["", f"(c)/(b) at the DataLoader's best num_workers ({data['best_workers_loader_only']}): "
+    lines += ["", (f"(c)/(b) at the DataLoader's best num_workers ({data['best_workers_loader_only']}): "
               f"{data['ratio_files_to_in_memory']:.2f} (goal >= {GOAL}); DataLoader alone / model training: "
-              f"{data['loader_over_model']:.0f}x", ""]
+              f"{data['loader_over_model']:.0f}x"), ""]
     lines += ["Notes:", *[f"- {note}" for note in result["notes"]], ""]
     lines += ["Machine: " + ", ".join(f"{k}={v}" for k, v in info.items()), ""]
     return "\n".join(lines)
@@ -409,8 +421,9 @@ def notes(result: dict) -> list[str]:
     if cfg["reduced"]:
         out.append(f"Reduced configuration ({cfg['tokens']} tokens per clip instead of VideoMAE-B's 1568): attention "
                    "is a smaller share of a block here (2*n^2*d vs n*(4d^2+2d*i): "
-                   f"{cfg['attention_share']:.1%} of block MACs, 22% at 1568 tokens), so the measured ratios are "
-                   "those of a mostly-matmul model; they say nothing about the GPU's absolute samples/s.")
+                   f"{cfg['attention_share']:.1%} of block MACs, {attention_share(1568, 768, 3072):.1%} at 1568 "
+                   "tokens), so the measured ratios are those of a mostly-matmul model; they say nothing about a "
+                   "GPU's absolute samples/s.")
     out.append("GFLOPs are multiply-accumulates per clip, forward, from `encoder_flops`: patch embedding + blocks + "
                "linear head (LayerNorm, softmax, GELU, biases, mean pooling not counted). The FLOPs ratio therefore "
                "already includes the unpruned embedding and head, so speedup/FLOPs-ratio = 1 is the ideal. Training "
@@ -425,10 +438,11 @@ def notes(result: dict) -> list[str]:
         else:
             out.append(f"{kind.capitalize()}: every pruned variant reaches >= {GOAL}x of its FLOPs ratio (best of N).")
     spread = max(max(r[k]["seconds"]) / r[k]["best_s"] for r in rows for k in ("inference", "training"))
+    machine = result["machine"]
     out.append(f"Slowest / best step of any variant: {spread:.2f}x. "
-               + ("This machine is shared (load average "
-                  f"{result['machine']['load_average_start']} at the start, {result['machine']['load_average_end']} "
-                  "at the end, over its cores): best-of-N is the number that other work disturbed least."
+               + (f"Load average (1, 5, 15 min; this run's own threads count too) {machine['load_average_start']} "
+                  f"at the start, {machine['load_average_end']} at the end, on {machine['cores_available']} cores: "
+                  "on a shared machine best-of-N is the number that other work disturbed least."
                   if cfg["device"] == "cpu" else ""))
     if cfg["device"] == "cpu":
         out.append("On a CPU the decoding workers and the model share the same few cores, so (c)/(b) measures that "
@@ -436,6 +450,17 @@ def notes(result: dict) -> list[str]:
                    f"is the DataLoader alone against the model: {data['loader_over_model']:.0f}x the {data['model']} "
                    "model's training samples/s at this size; for a GPU, compare the loader's samples/s at the real "
                    "clip size with the GPU's training samples/s (or run this script there).")
+        if 0 in data["loader_only"]:
+            share = data["in_memory"]["samples_per_s"] / data["loader_only"][0]["samples_per_s"]
+            out.append(f"Decoding and transforming a clip in the main process (DataLoader alone, 0 workers) takes "
+                       f"{share:.1%} of the time a training step spends per clip: about what (c) can lose to "
+                       "decoding on these shared cores, before scheduling overheads.")
+    above = [w for w, fed in data["from_files"].items() if fed["ratio_to_in_memory"] > 1]
+    if above:
+        mem = data["in_memory"]
+        out.append(f"(c)/(b) above 1 (num_workers {', '.join(map(str, above))}) is run-to-run noise, not a faster "
+                   "model: same model, batch size and step; the (b) segments alone ranged "
+                   f"{mem['samples_per_s_worst']:.3f} to {mem['samples_per_s']:.3f} samples/s.")
     out.append("Timed steps of (c) include `next(loader)` and the copy to the device; the first step after creating "
                "each DataLoader (worker start-up, also the cost of every epoch with non-persistent workers) is "
                "untimed and shown as 'first batch s' (loader alone).")
@@ -459,10 +484,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--frames", type=int, default=8, help="frames per clip (VideoMAE-B: 16)")
     ap.add_argument("--size", type=int, default=112, help="clip height and width (VideoMAE-B: 224)")
-    ap.add_argument("--batch", type=int, default=2, help="clips per step")
+    ap.add_argument("--batch", type=int, default=4, help="clips per step")
     ap.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="bf16: torch.autocast to bfloat16")
-    ap.add_argument("--repeats", type=int, default=5, help="timed steps per variant (best of / median of)")
+    ap.add_argument("--repeats", type=int, default=8, help="timed steps per variant (best of / median of)")
     ap.add_argument("--keep", type=int_list, default=[8, 4], help="pruned variants: blocks kept")
     ap.add_argument("--num-labels", type=int, default=101, help="classifier outputs (UCF101: 101)")
     ap.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (keeps random-init training finite)")
@@ -474,8 +499,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int_list, default=[0, 1, 2], help="DataLoader num_workers to compare")
     ap.add_argument("--loader-batches", type=int, default=12, help="timed batches per DataLoader-only pass")
     ap.add_argument("--loader-rounds", type=int, default=2, help="DataLoader-only passes per num_workers")
-    ap.add_argument("--feed-steps", type=int, default=5, help="timed training steps per (b)/(c) segment")
-    ap.add_argument("--feed-rounds", type=int, default=2, help="rounds of (b), (c) per num_workers")
+    ap.add_argument("--feed-steps", type=int, default=6, help="timed training steps per (b)/(c) segment")
+    ap.add_argument("--feed-rounds", type=int, default=3, help="rounds of (b), (c) per num_workers")
     ap.add_argument("--data-root", type=Path, default=None, help="where to write the mp4 files (default: temp dir)")
     ap.add_argument("--quick", action="store_true", help="about a minute: tiny clips, few repeats, no files written")
     ap.add_argument("--output", type=Path, default=None,
@@ -528,7 +553,10 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{v.name} kept {v.kept}" for v in variants[1:]))
     tokens = num_tokens(config)
     d, i = config.hidden_size, config.intermediate_size
-    label += f" = {tokens} tokens" + (f" (VideoMAE-B: {FULL_FRAMES} x {FULL_SIZE}x{FULL_SIZE} = 1568)" if reduced else "")
+    if reduced:
+        label += f" = {tokens} tokens (VideoMAE-B: {FULL_FRAMES} x {FULL_SIZE}x{FULL_SIZE} = 1568)"
+    else:
+        label += f" = {tokens} tokens"
 
     model_result = measure_models(variants, args, device)
 
@@ -547,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "config": {
             "label": label, "reduced": reduced, "device": device.type, "frames": args.frames, "size": args.size,
-            "tokens": tokens, "attention_share": 2 * tokens * d / (4 * d * d + 2 * d * i + 2 * tokens * d),
+            "tokens": tokens, "attention_share": attention_share(tokens, d, i),
             "batch": args.batch, "dtype": args.dtype, "repeats": args.repeats, "keep": args.keep,
             "num_labels": args.num_labels, "lr": args.lr, "hidden_size": d, "intermediate_size": i,
             "num_attention_heads": config.num_attention_heads, "num_hidden_layers": 12,
