@@ -47,7 +47,6 @@ import contextlib
 import copy
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -62,6 +61,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import transformers
+from _machine import base_info  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
 from gardener_hf import prune_model, score_model
@@ -80,17 +80,6 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "finetune_speed.j
 # machine
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def load_average() -> str | None:
     try:
         return " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -99,23 +88,12 @@ def load_average() -> str | None:
 
 
 def machine_info(device: torch.device, dtype: str) -> dict:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count()
     return {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpu": cpu_model(),
-        "cores_available": cores,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        **base_info(),
         "transformers": transformers.__version__,
         "av": __import__("av").__version__,
-        "numpy": np.__version__,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "dtype": dtype,
-        "torch_threads": torch.get_num_threads(),
         "load_average_start": load_average(),
     }
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +36,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _machine import base_info  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from gardener_hf import _f16hist
 from gardener_hf._f16hist import entropy_from_counts, f16_code_counts
@@ -58,31 +58,9 @@ def make_blocks(seed: int = 0) -> list[list[torch.Tensor]]:
     return [[torch.randn(*s, generator=gen) * 0.02 for s in SHAPES.values()] for _ in range(NUM_BLOCKS)]
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count()
     info = {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpu": cpu_model(),
-        "cores_available": cores,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "numpy": np.__version__,
+        **base_info(),
         "f16hist_backend": _f16hist.BACKEND,
         "f16hist_threads": _f16hist.NUM_THREADS,
     }
