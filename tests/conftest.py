@@ -133,13 +133,13 @@ def tiny_videomae_dir(tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> dict[str, Path]:
-    """Generated motion-direction videos (16 frames, 64x64 mp4): 3 per class to train, 2 per class to evaluate."""
+    """Generated motion-direction videos (16 frames, 32x32 mp4): 3 per class to train, 2 per class to evaluate."""
     from gardener_hf.video import make_motion_dataset
 
     root = tmp_path_factory.mktemp("videos")
     return {
-        "train": make_motion_dataset(root / "train", videos_per_class=3, num_frames=16, size=64, seed=0),
-        "eval": make_motion_dataset(root / "eval", videos_per_class=2, num_frames=16, size=64, seed=1),
+        "train": make_motion_dataset(root / "train", videos_per_class=3, num_frames=16, size=32, seed=0),
+        "eval": make_motion_dataset(root / "eval", videos_per_class=2, num_frames=16, size=32, seed=1),
     }
 
 
