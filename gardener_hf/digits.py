@@ -57,7 +57,14 @@ FloatRange = float | tuple[float, float]
 
 @functools.cache
 def _all_digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        from .errors import GardenerError
+
+        raise GardenerError(
+            "the digit videos use scikit-learn's bundled digits: pip install 'gardener_hf[pretrain]' (or scikit-learn)"
+        ) from None
 
     bunch = load_digits()
     images = (bunch.images / 16.0).astype(np.float32)  # 0..16 ink levels -> 0..1
