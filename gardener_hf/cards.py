@@ -192,7 +192,7 @@ def _eval_results(training: dict[str, Any] | None, *, pipeline_tag: str | None) 
                 task_type=pipeline_tag or "video-classification",
                 dataset_type=name,
                 dataset_name=name,
-                dataset_split=training.get("eval_split") or "validation",
+                dataset_split="validation",
                 metric_type=metric_type,
                 metric_name=metric_name,
                 metric_value=round(100 * metrics[key], 2),

@@ -342,11 +342,14 @@ def cmd_push(args: argparse.Namespace) -> int:
         staged = []
         is_main = os.environ.get("RANK", "0") == "0"  # several processes only under `accelerate launch`
         for plan, repo_id in zip(plans, repo_ids, strict=True):
+            folder = root / repo_id.split("/")[-1]
             variant = copy.deepcopy(model)
             apply_plan(variant, plan)
             card_kwargs, extra_files = None, None
             if args.train_dir:
-                variant, card_kwargs, extra_files, is_main = _finetune_variant(args, variant, model_id, root / f"{repo_id.split('/')[-1]}-run")
+                variant, card_kwargs, extra_files, is_main = _finetune_variant(
+                    args, variant, model_id, folder.with_name(folder.name + "-run")
+                )
             if args.keep is not None:
                 how = f"--keep {plan.num_kept}"
             elif args.remove is not None:
@@ -354,7 +357,6 @@ def cmd_push(args: argparse.Namespace) -> int:
             else:
                 how = f"--remove-ratio {args.remove_ratio}"
             command = _reproduce_command(args, model_id, how)
-            folder = root / repo_id.split("/")[-1]
             if not is_main:
                 continue
             staged.append(
@@ -399,10 +401,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, num_clips=args.clips, sampling=args.sampling, frame_stride=args.frame_stride,
         num_workers=args.num_workers, strict=args.strict, progress=not args.quiet,
     )
-    from .sources import read_config
-
-    id2label = read_config(args.model, revision=args.revision, token=args.token)["id2label"]
-    print(format_metrics_table(metrics, [id2label[str(i)] for i in range(len(id2label))]))
+    print(format_metrics_table(metrics, metrics["labels"]))
     skipped = metrics["data"]["skipped"]
     if skipped:
         print(f"{len(skipped)} unreadable videos skipped: " + ", ".join(s["path"] for s in skipped))
@@ -433,22 +432,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .finetune import finetune_main
 
         return finetune_main(argv[1:])
-    parser = build_parser()
     if argv[:1] == ["push"]:
-        push_parser = parser._subparsers._group_actions[0].choices["push"]
-        own, extra = split_foreign_options(push_parser, argv[1:])
-        args = parser.parse_args(["push", *own])
-        args.finetune_args = extra
-    else:
-        args = parser.parse_args(argv)
-        args.finetune_args = []
+        return push_main(argv[1:], prog="gardener push")
+    args = build_parser().parse_args(argv)
+    args.finetune_args = []
     return run(args)
 
 
-def push_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of scripts/push_pruned.py (`gardener push` with the same options)."""
+def push_main(argv: Sequence[str] | None = None, prog: str = "push_pruned.py") -> int:
+    """Entry point of scripts/push_pruned.py and `gardener push`."""
     parser = argparse.ArgumentParser(
-        prog="push_pruned.py",
+        prog=prog,
         allow_abbrev=False,  # unknown options go to the finetune; no prefix guessing
         description="Prune a ViT/VideoMAE checkpoint by block entropy and push each variant to the Hub.",
     )

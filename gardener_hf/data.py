@@ -47,7 +47,9 @@ VIDEO_EXTENSIONS = (".avi", ".mp4", ".webm", ".mkv", ".mov")
 SAMPLING_MODES = ("start", "uniform", "random")
 _MANIFEST_SUFFIXES = (".csv", ".json", ".jsonl")
 # a folder whose subfolders are all split names holds splits, not classes (datasets' videofolder layout)
-_SPLIT_NAMES = frozenset({"train", "training", "test", "testing", "val", "valid", "validation", "dev", "eval"})
+# Evaluation splits in order of preference; with the training ones, the names that mark a folder of splits.
+EVAL_SPLITS = ("validation", "val", "valid", "test", "testing", "eval", "dev")
+SPLIT_NAMES = frozenset((*EVAL_SPLITS, "train", "training"))
 _MAX_LISTED = 5  # file names quoted in one-line messages before "... and N more"
 
 
@@ -439,10 +441,20 @@ def _visible_dirs(folder: Path) -> list[Path]:
     return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
+def eval_split(source: Any) -> str:
+    """The split to evaluate on when `source` is a folder of split folders (validation first, then test)."""
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        names = {p.name.lower(): p.name for p in Path(source).iterdir() if p.is_dir()}
+        for split in EVAL_SPLITS:
+            if split in names:
+                return names[split]
+    return "test"
+
+
 def _split_folder(root: Path, split: str) -> Path:
     """`root/split` when root holds split subfolders (train/, test/, ...), else root."""
     subdirs = _visible_dirs(root)
-    if not subdirs or not all(d.name.lower() in _SPLIT_NAMES for d in subdirs):
+    if not subdirs or not all(d.name.lower() in SPLIT_NAMES for d in subdirs):
         return root
     chosen = root / split
     if not chosen.is_dir():

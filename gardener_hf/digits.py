@@ -154,9 +154,41 @@ def _canvas(rng: np.random.Generator, num_frames: int, size: int, background: bo
 def _paste(clip: np.ndarray, sprite: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> None:
     """Draw `sprite` at integer positions (xs[t], ys[t]) in every frame; overlapping ink takes the max."""
     side = sprite.shape[0]
-    for t, (x, y) in enumerate(zip(xs.tolist(), ys.tolist())):
+    for t, (x, y) in enumerate(zip(xs.tolist(), ys.tolist(), strict=True)):
         region = clip[t, y : y + side, x : x + side]
         np.maximum(region, sprite, out=region)
+
+
+def _ranges(num_frames: int, size: int, scale: IntRange, speed: FloatRange) -> tuple[int, int, float, float]:
+    """Checked `(scale_lo, scale_hi, speed_lo, speed_hi)` for a clip generator."""
+    s_lo, s_hi = _as_range(scale, "scale")
+    v_lo, v_hi = _as_range(speed, "speed")
+    _check_common(num_frames, size, s_hi)
+    return s_lo, s_hi, v_lo, v_hi
+
+
+def _random_sprite(rng: np.random.Generator, glyph: np.ndarray, s_lo: int, s_hi: int, colour: bool) -> np.ndarray:
+    return _sprite(rng, glyph, int(rng.integers(s_lo, s_hi + 1)), colour)
+
+
+def _paste_still(rng: np.random.Generator, clip: np.ndarray, sprite: np.ndarray) -> None:
+    """Paste `sprite` at one random place in every frame."""
+    num_frames, size = clip.shape[0], clip.shape[1]
+    x, y = rng.integers(0, size - sprite.shape[0] + 1, size=2)
+    _paste(clip, sprite, np.full(num_frames, x), np.full(num_frames, y))
+
+
+def _bouncing_path(
+    rng: np.random.Generator, room: int, num_frames: int, v_lo: float, v_hi: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Integer positions of a sprite that starts anywhere, moves at a random angle and speed, and bounces."""
+    t = np.arange(num_frames, dtype=np.float64)
+    x0, y0 = rng.uniform(0.0, room, size=2) if room > 0 else (0.0, 0.0)
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    v = rng.uniform(v_lo, v_hi)
+    xs = np.rint(_bounce(x0 + v * np.cos(angle) * t, room)).astype(np.int64)
+    ys = np.rint(_bounce(y0 + v * np.sin(angle) * t, room)).astype(np.int64)
+    return xs, ys
 
 
 def _check_common(num_frames: int, size: int, scale_hi: int) -> None:
@@ -217,25 +249,14 @@ def moving_digits_clip(
         (4, 32, 32, 3)
     """
     n_lo, n_hi = _as_range(num_digits, "num_digits")
-    s_lo, s_hi = _as_range(scale, "scale")
-    v_lo, v_hi = _as_range(speed, "speed")
     if n_lo < 0:
         raise ValueError(f"num_digits must be >= 0, got {num_digits!r}")
-    _check_common(num_frames, size, s_hi)
+    s_lo, s_hi, v_lo, v_hi = _ranges(num_frames, size, scale, speed)
     images, _ = digit_images(subset)
     clip = _canvas(rng, num_frames, size, background)
-    t = np.arange(num_frames, dtype=np.float64)
     for _ in range(int(rng.integers(n_lo, n_hi + 1))):
-        glyph = images[int(rng.integers(len(images)))]
-        s = int(rng.integers(s_lo, s_hi + 1))
-        sprite = _sprite(rng, glyph, s, colour)
-        room = size - sprite.shape[0]
-        x0, y0 = rng.uniform(0.0, room, size=2) if room > 0 else (0.0, 0.0)
-        angle = rng.uniform(0.0, 2.0 * np.pi)
-        v = rng.uniform(v_lo, v_hi)
-        xs = np.rint(_bounce(x0 + v * np.cos(angle) * t, room)).astype(np.int64)
-        ys = np.rint(_bounce(y0 + v * np.sin(angle) * t, room)).astype(np.int64)
-        _paste(clip, sprite, xs, ys)
+        sprite = _random_sprite(rng, images[int(rng.integers(len(images)))], s_lo, s_hi, colour)
+        _paste(clip, sprite, *_bouncing_path(rng, size - sprite.shape[0], num_frames, v_lo, v_hi))
     return clip
 
 
@@ -356,10 +377,8 @@ def digit_direction_clip(
         >>> clip.shape, label
         ((8, 32, 32, 3), 2)
     """
-    s_lo, s_hi = _as_range(scale, "scale")
-    v_lo, v_hi = _as_range(speed, "speed")
     d_lo, d_hi = _as_range(num_distractors, "num_distractors")
-    _check_common(num_frames, size, s_hi)
+    s_lo, s_hi, v_lo, v_hi = _ranges(num_frames, size, scale, speed)
     if label is None:
         label = int(rng.integers(len(DIRECTIONS)))
     if not 0 <= label < len(DIRECTIONS):
@@ -367,10 +386,8 @@ def digit_direction_clip(
     images, _ = digit_images(subset)
     clip = _canvas(rng, num_frames, size, background)
     for _ in range(int(rng.integers(d_lo, d_hi + 1))):
-        sprite = _sprite(rng, images[int(rng.integers(len(images)))], int(rng.integers(s_lo, s_hi + 1)), colour)
-        x, y = rng.integers(0, size - sprite.shape[0] + 1, size=2)
-        _paste(clip, sprite, np.full(num_frames, x), np.full(num_frames, y))
-    sprite = _sprite(rng, images[int(rng.integers(len(images)))], int(rng.integers(s_lo, s_hi + 1)), colour)
+        _paste_still(rng, clip, _random_sprite(rng, images[int(rng.integers(len(images)))], s_lo, s_hi, colour))
+    sprite = _random_sprite(rng, images[int(rng.integers(len(images)))], s_lo, s_hi, colour)
     room = size - sprite.shape[0]
     v = float(rng.uniform(v_lo, v_hi))
     if num_frames > 1:
@@ -422,10 +439,8 @@ def moving_digit_class_clip(
         >>> clip.shape, label
         ((8, 48, 48, 3), 7)
     """
-    s_lo, s_hi = _as_range(scale, "scale")
-    v_lo, v_hi = _as_range(speed, "speed")
     n_lo, n_hi = _as_range(num_static, "num_static")
-    _check_common(num_frames, size, s_hi)
+    s_lo, s_hi, v_lo, v_hi = _ranges(num_frames, size, scale, speed)
     if label is None:
         label = int(rng.integers(10))
     if not 0 <= label < 10:
@@ -435,20 +450,9 @@ def moving_digit_class_clip(
     clip = _canvas(rng, num_frames, size, background)
     for _ in range(int(rng.integers(n_lo, n_hi + 1))):
         other = int(rng.choice([c for c in range(10) if c != label]))
-        glyph = images[int(rng.choice(by_class[other]))]
-        sprite = _sprite(rng, glyph, int(rng.integers(s_lo, s_hi + 1)), colour)
-        x, y = rng.integers(0, size - sprite.shape[0] + 1, size=2)
-        _paste(clip, sprite, np.full(num_frames, x), np.full(num_frames, y))
-    glyph = images[int(rng.choice(by_class[label]))]
-    sprite = _sprite(rng, glyph, int(rng.integers(s_lo, s_hi + 1)), colour)
-    room = size - sprite.shape[0]
-    t = np.arange(num_frames, dtype=np.float64)
-    x0, y0 = rng.uniform(0.0, room, size=2) if room > 0 else (0.0, 0.0)
-    angle = rng.uniform(0.0, 2.0 * np.pi)
-    v = rng.uniform(v_lo, v_hi)
-    xs = np.rint(_bounce(x0 + v * np.cos(angle) * t, room)).astype(np.int64)
-    ys = np.rint(_bounce(y0 + v * np.sin(angle) * t, room)).astype(np.int64)
-    _paste(clip, sprite, xs, ys)
+        _paste_still(rng, clip, _random_sprite(rng, images[int(rng.choice(by_class[other]))], s_lo, s_hi, colour))
+    sprite = _random_sprite(rng, images[int(rng.choice(by_class[label]))], s_lo, s_hi, colour)
+    _paste(clip, sprite, *_bouncing_path(rng, size - sprite.shape[0], num_frames, v_lo, v_hi))
     return clip, label
 
 

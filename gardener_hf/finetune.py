@@ -191,16 +191,10 @@ def load_classifier(
     _require_videomae(model_id, config_dict)
     SafetensorsCheckpoint.open(model_id, revision=revision, token=token)  # refuse pickle-only repos clearly
     id2label = dict(enumerate(labels))
-    label2id = {name: i for i, name in id2label.items()}
-    same_head = (
-        "VideoMAEForVideoClassification" in (config_dict.get("architectures") or [])
-        and {int(k): v for k, v in (config_dict.get("id2label") or {}).items()} == id2label
-        and (config_dict.get("use_mean_pooling", True) or not mean_pooling)
-    )
-    overrides: dict[str, Any] = {"num_labels": len(labels), "id2label": id2label, "label2id": label2id}
+    overrides: dict[str, Any] = {"id2label": id2label, "label2id": {name: i for i, name in id2label.items()}}
     if mean_pooling:
         overrides["use_mean_pooling"] = True
-    config = VideoMAEConfig.from_pretrained(model_id, revision=revision, token=token, **overrides)
+    config = VideoMAEConfig.from_dict(config_dict, **overrides)
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # we report what is new in one line below
     try:
@@ -219,7 +213,7 @@ def load_classifier(
     finally:
         transformers.logging.set_verbosity(verbosity)
     new = sorted({k.split(".")[0] for k in info.get("missing_keys", [])} | {k[0].split(".")[0] for k in info.get("mismatched_keys", [])})
-    if new and not same_head:
+    if new:  # nothing is new when the checkpoint already has this head
         logger.info("new, randomly initialised: %s (%d labels)", ", ".join(new), len(labels))
     encoder_missing = [k for k in info.get("missing_keys", []) if k.startswith("videomae.encoder")]
     if encoder_missing:
@@ -270,7 +264,7 @@ def load_processor(model_id: str, config: Any, *, revision: str | None = None, t
 
 def build_datasets(data_args: DataArguments, config: Any, processor: Any, *, progress: bool = True):
     """Train and eval datasets (eval may be None), their label names and the data report."""
-    from .data import VideoClassificationDataset, VideoTransform, find_videos
+    from .data import VideoClassificationDataset, VideoTransform, eval_split, find_videos
 
     if not data_args.train_dir:
         raise DataError("--train-dir is required: a folder with one subfolder per class, or a CSV/JSON list")
@@ -296,22 +290,15 @@ def build_datasets(data_args: DataArguments, config: Any, processor: Any, *, pro
     return train, evaluation, labels, {"train": train_report, "eval": eval_report}
 
 
-EVAL_SPLITS = ("validation", "val", "valid", "test", "testing", "eval", "dev")
-
-
-def eval_split(source: Any) -> str:
-    """The split to evaluate on when `source` is a folder of split folders (validation first, then test)."""
-    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
-        names = {p.name.lower(): p.name for p in Path(source).iterdir() if p.is_dir()}
-        for split in EVAL_SPLITS:
-            if split in names:
-                return names[split]
-    return "test"
+def _check_choices(model_args: ModelArguments, data_args: DataArguments) -> None:
+    """Refuse a bad --recipe / --hflip before anything is read or probed."""
+    if model_args.recipe not in ("default", "paper"):
+        raise GardenerError(f"--recipe {model_args.recipe!r}: expected default or paper")
+    if data_args.hflip not in ("auto", "on", "off"):
+        raise GardenerError(f"--hflip {data_args.hflip!r}: expected auto, on or off")
 
 
 def _hflip(setting: str, labels: Sequence[str]) -> bool:
-    if setting not in ("auto", "on", "off"):
-        raise GardenerError(f"--hflip {setting!r}: expected auto, on or off")
     if setting != "auto":
         return setting == "on"
     sensitive = [name for name in labels if any(word in name.lower() for word in FLIP_SENSITIVE)]
@@ -373,6 +360,11 @@ def _make_trainer_class():
     return VideoTrainer
 
 
+def default_workers(processes: int) -> int:
+    """DataLoader workers per process: the CPUs each process gets, less one for it, at most 8."""
+    return max(0, min(8, (os.cpu_count() or 1) // processes - 1))
+
+
 def load_checkpoint_weights(model: nn.Module, folder: str | os.PathLike[str]) -> None:
     """Load a Trainer checkpoint's weights into `model` in place, through `from_pretrained` (strict).
 
@@ -393,7 +385,7 @@ def _resolve_training_args(training_args, model_args: ModelArguments, *, has_eva
     changes: dict[str, Any] = {}
     world = max(1, training_args.world_size)
     if training_args.dataloader_num_workers < 0:
-        changes["dataloader_num_workers"] = max(0, min(8, (os.cpu_count() or 1) // world - 1))
+        changes["dataloader_num_workers"] = default_workers(world)
     if training_args.dataloader_pin_memory and not torch.cuda.is_available():
         changes["dataloader_pin_memory"] = False
     if torch.cuda.is_available() and not (training_args.bf16 or training_args.fp16) and not training_args.use_cpu:
@@ -417,8 +409,6 @@ def _resolve_training_args(training_args, model_args: ModelArguments, *, has_eva
         if per_step * changes["gradient_accumulation_steps"] != PAPER_BATCH:
             logger.warning("--recipe paper: total batch %d (not 64): %d per step x %d accumulation",
                            per_step * changes["gradient_accumulation_steps"], per_step, changes["gradient_accumulation_steps"])
-    elif model_args.recipe != "default":
-        raise GardenerError(f"--recipe {model_args.recipe!r}: expected default or paper")
     if not changes:
         return training_args
     return dataclasses.replace(training_args, **changes)
@@ -452,6 +442,7 @@ def finetune(
 
     if not training_args.output_dir:
         raise GardenerError("--output-dir is required")
+    _check_choices(model_args, data_args)
     progress = not training_args.disable_tqdm
     output_dir = Path(training_args.output_dir)
     checkpoint = None  # decided first: a refusal should come before any heavy work
@@ -520,11 +511,9 @@ def finetune(
     }
     if main:
         processor.save_pretrained(str(output_dir))
-        record = getattr(trainer.model.config, "gardener", None)
-        if isinstance(record, dict):
-            from .surgery import PRUNING_FILE
+        from .surgery import write_pruning_record
 
-            (output_dir / PRUNING_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        write_pruning_record(trainer.model, output_dir)
         (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
         if metrics:
             (output_dir / EVAL_FILE).write_text(json.dumps({"metrics": metrics, "data": report["data"].get("eval")}, indent=2) + "\n")
@@ -580,10 +569,12 @@ def training_summary(result: FinetuneResult, data_args: DataArguments) -> dict[s
 
 
 def _data_name(source: str) -> str:
+    from .data import SPLIT_NAMES
+
     """A short public name for a local dataset path: the folder name, with its parent for a split
     folder ("ucf101/test", not "test"); never the full local path."""
     path = Path(source)
-    if path.name.lower() in EVAL_SPLITS + ("train", "training") and path.parent.name:
+    if path.name.lower() in SPLIT_NAMES and path.parent.name:
         return f"{path.parent.name}/{path.name}"
     return path.name
 
@@ -667,7 +658,7 @@ def evaluate_model(
 
     from transformers import TrainingArguments, VideoMAEForVideoClassification
 
-    from .data import VideoClassificationDataset, VideoTransform, collate_videos, find_videos
+    from .data import VideoClassificationDataset, VideoTransform, collate_videos, eval_split, find_videos
     from .metrics import classification_metrics, plot_confusion_matrix
     from .sources import read_config
 
@@ -685,7 +676,7 @@ def evaluate_model(
     with tempfile.TemporaryDirectory(prefix="gardener-eval-") as scratch:
         args = TrainingArguments(
             output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none", remove_unused_columns=False,
-            dataloader_num_workers=max(0, min(8, (os.cpu_count() or 1) - 1)) if num_workers < 0 else num_workers,
+            dataloader_num_workers=default_workers(1) if num_workers < 0 else num_workers,
             bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(), disable_tqdm=not progress,
             dataloader_pin_memory=torch.cuda.is_available(),
         )
@@ -693,6 +684,7 @@ def evaluate_model(
         prediction = trainer.predict(dataset)
         main = trainer.is_world_process_zero()
     metrics = classification_metrics(_logits(prediction.predictions), prediction.label_ids, num_classes=len(labels))
+    metrics["labels"] = labels
     metrics["data"] = _report_dict(report)
     if output_dir is not None and main:
         output_dir = Path(output_dir)

@@ -315,14 +315,22 @@ def copy_processor_files(
 
 def save_pruned(model: nn.Module, output_dir: str | Path) -> Path:
     """`save_pretrained` (safetensors) plus `gardener_pruning.json` beside the weights."""
-    record = getattr(model.config, CONFIG_KEY, None)
-    if not isinstance(record, dict):
+    if not isinstance(getattr(model.config, CONFIG_KEY, None), dict):
         raise GardenerError("this model has not been pruned by gardener_hf (no config.gardener record)")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
-    (output_dir / PRUNING_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    write_pruning_record(model, output_dir)
     return output_dir
+
+
+def write_pruning_record(model: nn.Module, output_dir: str | Path) -> bool:
+    """Write `config.gardener` to `gardener_pruning.json` in `output_dir`; False if the model has none."""
+    record = getattr(model.config, CONFIG_KEY, None)
+    if not isinstance(record, dict):
+        return False
+    (Path(output_dir) / PRUNING_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return True
 
 
 def source_config(model_id: str, *, revision: str | None = None, token: str | bool | None = None) -> dict[str, Any]:

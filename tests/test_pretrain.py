@@ -68,7 +68,7 @@ def test_moving_digits_stay_in_frame_and_bounce():
                               background=False, colour=False)
     ink = [float(f[..., 0].sum()) for f in clip]
     assert max(ink) - min(ink) < 1e-6 * max(ink) + 1  # never clipped by a border
-    ys, xs = zip(*[np.argwhere(f[..., 0] > 0).mean(0) for f in clip])
+    ys, xs = zip(*[np.argwhere(f[..., 0] > 0).mean(0) for f in clip], strict=True)
     steps = np.sign(np.diff(xs)), np.sign(np.diff(ys))
     assert any(len(set(s[s != 0].tolist())) == 2 for s in steps)  # some coordinate reverses direction
 
@@ -210,5 +210,5 @@ def test_batches_do_not_depend_on_the_number_of_workers():
     serial = list(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=0))
     parallel = list(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2))
     assert len(serial) == len(parallel) == 3
-    for (p1, m1), (p2, m2) in zip(serial, parallel):
+    for (p1, m1), (p2, m2) in zip(serial, parallel, strict=True):
         assert torch.equal(p1, p2) and torch.equal(m1, m2)
