@@ -63,7 +63,9 @@ import transformers
 from transformers import VideoMAEConfig, VideoMAEForPreTraining, VideoMAEImageProcessor
 
 from . import __version__ as _gardener_version
+from ._io import atomic_folder
 from .digits import clip_statistics, moving_digits_batch
+from .errors import GardenerError
 from .scoring import score_model
 
 logger = logging.getLogger("pretrain")
@@ -417,16 +419,19 @@ def pretrain(cfg: PretrainConfig, output_dir: str | Path) -> tuple[VideoMAEForPr
 
 
 def save_outputs(model: VideoMAEForPreTraining, log: dict, output_dir: Path) -> None:
-    """Write the checkpoint, the processor config, pretrain_log.json and pretrain_loss.png."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
+    """Write the checkpoint, the processor config, pretrain_log.json and pretrain_loss.png.
+
+    The folder is written whole or not at all: built beside `output_dir`, then moved into its place.
+    """
     size = model.config.image_size
-    VideoMAEImageProcessor(
-        size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_center_crop=True,
-        image_mean=log["processor"]["image_mean"], image_std=log["processor"]["image_std"],
-    ).save_pretrained(output_dir)
-    (output_dir / "pretrain_log.json").write_text(json.dumps(log, indent=1) + "\n")
-    plot_log(log, output_dir / "pretrain_loss.png")
+    with atomic_folder(output_dir, overwrite=True) as tmp:
+        model.save_pretrained(tmp)
+        VideoMAEImageProcessor(
+            size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_center_crop=True,
+            image_mean=log["processor"]["image_mean"], image_std=log["processor"]["image_std"],
+        ).save_pretrained(tmp)
+        (tmp / "pretrain_log.json").write_text(json.dumps(log, indent=1) + "\n")
+        plot_log(log, tmp / "pretrain_loss.png")
 
 
 def plot_log(log: dict, path: Path) -> None:
@@ -492,7 +497,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    _, log = pretrain(cfg, args.output_dir)
+    try:
+        _, log = pretrain(cfg, args.output_dir)
+    except GardenerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     init, final = log["block_scores"]["init"], log["block_scores"]["final"]
     print(f"{log['steps']} steps, {log['clips_seen']} clips in {log['train_seconds'] / 60:.1f} min "
           f"({log['clips_per_second']:.1f} clips/s); held-out loss {log['evals']['val_loss'][0]:.4f} -> "
