@@ -5,6 +5,7 @@
     gardener push  MODEL --keep 2 4 6 [--dry-run --output-dir DIR]   (= scripts/push_pruned.py)
     gardener finetune MODEL --train-dir DIR --eval-dir DIR --output-dir OUT   (= scripts/finetune.py)
     gardener evaluate MODEL DATA [--output-dir DIR]
+    gardener study [MODEL] --output-dir DIR   (= scripts/reproduce.py)
 
 Errors caused by the input print one line to stderr and exit with status 2.
 """
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Parsed by finetune.py's HfArgumentParser (every TrainingArguments option); listed here for --help.
     sub.add_parser("finetune", help="finetune a (pruned) VideoMAE on video files with transformers.Trainer", add_help=False)
+
+    # Parsed by gardener_hf.study (its own options); listed here for --help.
+    sub.add_parser("study", help="the paper's study on a checkpoint: scores, oracle, rank correlations, pruning sweep", add_help=False)
 
     evaluate = sub.add_parser("evaluate", help="top-1 / top-5 / mean per-class accuracy of a VideoMAE classifier")
     _add_source_args(evaluate)
@@ -434,6 +438,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return finetune_main(argv[1:])
     if argv[:1] == ["push"]:
         return push_main(argv[1:], prog="gardener push")
+    if argv[:1] == ["study"]:
+        from .study import main as study_main
+
+        return study_main(argv[1:], prog="gardener study")
     args = build_parser().parse_args(argv)
     args.finetune_args = []
     return run(args)
