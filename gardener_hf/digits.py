@@ -460,6 +460,12 @@ _TASK_CLASSES = {"direction": DIRECTIONS, "moving-digit": DIGIT_NAMES}
 _TASK_FN = {"direction": digit_direction_clip, "moving-digit": moving_digit_class_clip}
 
 
+def task_clip_function(task: str):
+    """The clip function of a labelled task (`digit_direction_clip` or `moving_digit_class_clip`)."""
+    task_labels(task)  # validates the name
+    return _TASK_FN[task]
+
+
 def task_labels(task: str) -> tuple[str, ...]:
     """Class names of a labelled task, in label-index order (also the folder names)."""
     if task not in _TASK_CLASSES:
@@ -518,7 +524,7 @@ def make_digit_dataset(
     if not ext.startswith("."):
         ext = "." + ext
     root = Path(root)
-    fn = _TASK_FN[task]
+    fn = task_clip_function(task)
     task_id = TASKS.index(task)
     for label, name in enumerate(classes):
         for i in range(videos_per_class):

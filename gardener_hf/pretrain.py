@@ -245,12 +245,18 @@ def lr_at(step: int, total: int, warmup: int, peak: float, floor: float) -> floa
     return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def make_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.AdamW:
-    # no decay on biases, LayerNorms and the mask token (1-D or [1,1,C] parameters), as in VideoMAE
+def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: weight decay on matrices only.
+
+    No decay on biases, LayerNorms and the mask token (1-D or [1,1,C] parameters), as in VideoMAE.
+    """
     decay = [p for p in model.parameters() if p.requires_grad and p.squeeze().dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.squeeze().dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.AdamW:
+    return torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
 
 
 def train_step(model, optimizer, pixels, mask, lr: float, clip_grad: float) -> float:
@@ -435,10 +441,9 @@ def save_outputs(model: VideoMAEForPreTraining, log: dict, output_dir: Path) -> 
 
 
 def plot_log(log: dict, path: Path) -> None:
-    import matplotlib
+    from .metrics import _pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     batch = log["pretrain_config"]["batch_size"]
     curve, evals = log["curve"], log["evals"]

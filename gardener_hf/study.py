@@ -168,10 +168,10 @@ class _Context:
 
 def make_clips(task: str, count: int, *, seed: int, stream: int, subset: str, num_frames: int, size: int, **options):
     """`count` labelled clips of a digit task, classes balanced in turn; uint8 `[N, T, H, W, 3]` and labels."""
-    from .digits import _TASK_FN, task_labels
+    from .digits import task_clip_function, task_labels
 
     num_classes = len(task_labels(task))
-    fn = _TASK_FN[task]
+    fn = task_clip_function(task)
     clips = np.empty((count, num_frames, size, size, 3), dtype=np.uint8)
     labels = np.empty(count, dtype=np.int64)
     for i in range(count):
@@ -212,6 +212,8 @@ def _reinit(module: nn.Module, std: float) -> None:
             nn.init.zeros_(m.bias)
 
 
+# Not pretrain.lr_at: that one rounds differently in the last bits (pi * (x / d) against pi * x / d), and
+# the committed study's runs were made with this one.
 def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -248,6 +250,7 @@ def finetune_run(ctx: _Context, removed: Sequence[int], seed: int, *, scratch: b
         A JSON-able dict: accuracy, val_loss, train_loss (mean of the last 10 steps), seconds,
         num_blocks, and, for the unpruned model, the finetuned encoder's block scores by criterion.
     """
+    from .pretrain import decay_groups
     from .scoring import score_model
     from .surgery import apply_plan, make_plan
 
@@ -265,11 +268,7 @@ def finetune_run(ctx: _Context, removed: Sequence[int], seed: int, *, scratch: b
     num_blocks = model.config.num_hidden_layers
     if removed:
         apply_plan(model, make_plan(num_blocks=num_blocks, remove=list(removed)))
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
+    optimizer = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.lr)
     rng = np.random.default_rng([seed, _ORDER])
     order = np.empty(0, dtype=np.int64)
     warmup = round(cfg.warmup_ratio * cfg.steps)
@@ -374,8 +373,9 @@ def run_all(specs: Sequence[Spec], store: RunStore, config: StudyConfig, *, jobs
     """Run every spec not yet in `store`, `jobs` at a time (each on one thread), recording each as it ends."""
     from tqdm.auto import tqdm
 
-    todo = list(dict.fromkeys(s for s in specs if run_key(*s) not in store))
-    done = len(set(map(lambda s: run_key(*s), specs))) - len(todo)
+    wanted = {run_key(*s): s for s in specs}
+    todo = [s for key, s in wanted.items() if key not in store]
+    done = len(wanted) - len(todo)
     if not todo:
         logger.info("%s: all %d runs already done", desc, done)
         return
@@ -411,9 +411,12 @@ def run_all(specs: Sequence[Spec], store: RunStore, config: StudyConfig, *, jobs
 # statistics
 
 
-def importance(scores) -> np.ndarray:
-    """A criterion's importance per block (higher = kept longer): its score, negated if it removes the highest first."""
-    values = np.asarray(scores.scores, dtype=np.float64)
+def importance(scores, values: Sequence[float] | None = None) -> np.ndarray:
+    """A criterion's importance per block (higher = kept longer): its score, negated if it removes the highest first.
+
+    `values` replaces `scores.scores` (e.g. the same criterion's scores of another checkpoint).
+    """
+    values = np.asarray(scores.scores if values is None else values, dtype=np.float64)
     return values if scores.prune_first == "lowest" else -values
 
 
@@ -620,6 +623,8 @@ def _cpu_name() -> str:
 
 def analyse(config: StudyConfig, store: RunStore, scores, hist, plans, oracle_order, num_blocks) -> dict[str, Any]:
     """Everything the report shows, from the finished runs (JSON-able)."""
+    from .digits import task_labels
+
     seeds = range(config.seeds)
     base = [store.get((), s) for s in seeds]
     base_acc = np.array([r["accuracy"] for r in base])
@@ -643,7 +648,7 @@ def analyse(config: StudyConfig, store: RunStore, scores, hist, plans, oracle_or
     for c in CRITERIA:
         ft = [r["finetuned_scores"][c] for r in base]
         per_seed = [rank_correlations(scores[c].scores, f) for f in ft]
-        ft_imp = [np.asarray(f) * (1 if scores[c].prune_first == "lowest" else -1) for f in ft]
+        ft_imp = [importance(scores[c], f) for f in ft]
         ssl_vs_ft[c] = {
             "spearman": [p["spearman"] for p in per_seed],
             "kendall": [p["kendall"] for p in per_seed],
@@ -666,7 +671,7 @@ def analyse(config: StudyConfig, store: RunStore, scores, hist, plans, oracle_or
     result = {
         "config": config.to_dict(),
         "num_blocks": num_blocks,
-        "chance": 1.0 / (4 if config.task == "direction" else 10),
+        "chance": 1.0 / len(task_labels(config.task)),
         "scores": {name: s.to_dict() for name, s in rows},
         "baseline": _summary(base_acc),
         "scratch": _summary([store.get((), s, True)["accuracy"] for s in seeds]) if config.scratch else None,
@@ -692,17 +697,10 @@ _LABELS = {"gardener": "Gardener (entropy)", "oracle": "Oracle", "l1": "L1, lowe
 _COLOURS = {"gardener": "tab:green", "oracle": "black", "l1": "tab:red", "l1-reverse": "tab:orange", "random": "tab:grey"}
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_scores(results: dict[str, Any], path: Path) -> None:
     """One panel per criterion (score per block) after a panel of the oracle's accuracy per removed block."""
+    from .metrics import _pyplot
+
     plt = _pyplot()
     n = results["num_blocks"]
     blocks = np.arange(1, n + 1)
@@ -742,6 +740,8 @@ def plot_scores(results: dict[str, Any], path: Path) -> None:
 
 def plot_sweep(results: dict[str, Any], path: Path) -> None:
     """Top-1 vs blocks removed per method (ours: mean, min-max bars), next to the paper's Table 3."""
+    from .metrics import _pyplot
+
     plt = _pyplot()
     fig, (ax, ax_paper) = plt.subplots(1, 2, figsize=(12, 4.5))
     removals = [int(r) for r in results["config"]["removals"]]
