@@ -536,10 +536,16 @@ def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, pro
     if too_deep:
         raise GardenerError(f"removals {too_deep}: the model has {num_blocks} blocks, so at most {num_blocks - 1} can go")
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GardenerError(f"cannot use {out} as the study folder: {err.strerror or err}") from None
     config_path = out / "study_config.json"
     if config_path.exists():
-        previous = json.loads(config_path.read_text())
+        try:
+            previous = json.loads(config_path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise GardenerError(f"{config_path} is unreadable ({err}); use another --output-dir, or --overwrite") from None
         if previous != config.to_dict():
             changed = sorted(k for k in set(previous) | set(config.to_dict()) if previous.get(k) != config.to_dict().get(k))
             raise GardenerError(

@@ -178,6 +178,13 @@ def test_cli_errors_are_one_line(tmp_path):
 
     too_deep = run("--output-dir", str(tmp_path / "a"), "--removals", "12", "--quiet")
     assert too_deep.returncode == 2 and too_deep.stderr.strip().splitlines()[-1].startswith("error: removals [12]")
+    (tmp_path / "file").write_text("x")
+    not_a_folder = run("--output-dir", str(tmp_path / "file"), "--quiet")
+    assert not_a_folder.returncode == 2 and not_a_folder.stderr.strip().splitlines()[-1].startswith("error: cannot use")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "study_config.json").write_text("{torn")
+    torn = run("--output-dir", str(tmp_path / "c"), "--quiet")
+    assert torn.returncode == 2 and "unreadable" in torn.stderr.strip().splitlines()[-1]
     bad_json = run("--output-dir", str(tmp_path / "b"), "--clip-options", "[1]")
     assert bad_json.returncode == 2 and "JSON object" in bad_json.stderr
     from gardener_hf.cli import main
