@@ -14,7 +14,7 @@ Two measurements, side by side in one process:
    `gardener_hf.stats.encoder_flops`, which counts the parts pruning does not touch as well (patch
    embedding and classifier head), so a perfect implementation reaches speedup / FLOPs ratio = 1.
 
-2. Data pipeline. Moving-shape mp4 files (`gardener_hf.video.make_motion_dataset`, 4 classes) read
+2. Data pipeline. Moving-shape mp4 files (`gardener_hf.research.synthetic.make_motion_dataset`, 4 classes) read
    through `gardener_hf.data` exactly as finetuning reads them: `find_videos` ->
    `VideoClassificationDataset` (random clip of `frames` frames at stride 2, train-mode
    `VideoTransform`: random short-side scale, random crop, ImageNet normalisation) -> `collate_videos`.
@@ -67,7 +67,7 @@ from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 from gardener_hf import prune_model, score_model
 from gardener_hf.data import VideoClassificationDataset, VideoTransform, collate_videos, find_videos
 from gardener_hf.stats import count_parameters, encoder_flops, num_tokens
-from gardener_hf.video import make_motion_dataset
+from gardener_hf.research.synthetic import make_motion_dataset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

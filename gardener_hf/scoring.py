@@ -4,9 +4,10 @@ A scorer turns the six weight matrices of each block (see `arch.ROLES`) into one
 and says which end of the scale is pruned first. Scorers never touch data or gradients and never
 modify a model; `surgery.py` does the cutting.
 
-Scorers work block by block (`block_stat`) and only combine at the end (`finalize`), so the same code
-scores a model in memory or streams a safetensors checkpoint one block at a time
-(`score_pretrained`).
+Scorers work block by block (`Scorer.block_stat`) and only combine at the end (`Scorer.finalize`), so
+the same code scores a model in memory or streams a safetensors checkpoint one block at a time
+(`score_pretrained`). `score_model` / `score_pretrained` / `score_blocks` take a registered name or a
+`Scorer` instance, so a criterion of your own needs no registration.
 
 Example:
     >>> from gardener_hf.scoring import available_criteria
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
@@ -28,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ._f16hist import entropy_from_counts, f16_code_counts
 from .arch import block_matrices, get_arch, get_blocks
+from .checkpoint import SafetensorsCheckpoint
 from .errors import GardenerError, WeightsError
 
 PruneFirst = Literal["lowest", "highest"]
@@ -53,17 +56,25 @@ def available_criteria() -> dict[str, str]:
     return {name: cls.describe() for name, cls in _REGISTRY.items()}
 
 
-def get_scorer(criterion: str, **params: Any) -> Scorer:
-    """Instantiate the scorer registered as `criterion`.
+def criterion_summary(criterion: str) -> str | None:
+    """The one-line summary of a registered criterion (for cards and reports), or None if unknown."""
+    cls = _REGISTRY.get(criterion)
+    return cls.summary if cls else None
+
+
+def get_scorer(criterion: str | Scorer, **params: Any) -> Scorer:
+    """Instantiate the scorer registered as `criterion` (a `Scorer` instance is returned as it is).
 
     Args:
-        criterion: registry name, e.g. `"entropy"` (see `available_criteria()`).
+        criterion: registry name, e.g. `"entropy"` (see `available_criteria()`), or a `Scorer`.
         **params: scorer parameters (`bins` for `entropy-hist`, `seed` for `random`); parameters a
             scorer does not take are ignored so callers can pass one set of options.
 
     Raises:
         GardenerError: unknown criterion.
     """
+    if isinstance(criterion, Scorer):
+        return criterion
     cls = _REGISTRY.get(criterion)
     if cls is None:
         raise GardenerError(
@@ -73,11 +84,34 @@ def get_scorer(criterion: str, **params: Any) -> Scorer:
     return cls(**accepted)
 
 
-class Scorer:
-    """Base class: per-block statistic, then one score per block.
+class Scorer(ABC):
+    """A block-importance criterion: one statistic per block, then one score per block.
 
-    Subclasses set `prune_first` ("lowest" or "highest": which end of the score is removed first),
-    `summary` (one line for help texts and cards) and implement `block_stat` / `finalize`.
+    The contract, which `score_blocks` relies on:
+
+    * `block_stat(matrices)` is called once per encoder block, in block order, with the block's six
+      scored weight matrices (`arch.ROLES` order: query, key, value, attention output, fc1, fc2) as
+      tensors in their stored dtype. It returns anything (a float, a count vector, moments) and
+      must not keep references to the tensors: a streamed checkpoint frees them after the call.
+      It raises `WeightsError` for weights it cannot score (NaN, inf).
+    * `finalize(stats)` gets the list of every block's statistic and returns one finite float per
+      block. Criteria that compare blocks with each other (mutual information, a random order) do
+      their work here; per-block criteria just convert. The default converts each stat to float.
+    * `prune_first` says which end is removed first: `"lowest"` or `"highest"` scores.
+    * `summary` is one line for help texts, cards and reports; `name` is set by `@register`.
+    * `param_names` lists the keyword parameters `get_scorer` passes on (`bins`, `seed`); the
+      values a scorer was built with go in `self.params`, which is recorded with the scores.
+
+    Example:
+        >>> import torch
+        >>> class MaxAbs(Scorer):
+        ...     summary = "largest absolute weight"
+        ...     prune_first = "lowest"
+        ...     def block_stat(self, matrices):
+        ...         return max(float(m.abs().max()) for m in matrices)
+        >>> blocks = [[torch.full((2, 2), 0.5)] * 6, [torch.full((2, 2), 2.0)] * 6]
+        >>> score_blocks(blocks, MaxAbs(), progress=False).kept_blocks(1)
+        [1]
     """
 
     name: ClassVar[str] = ""
@@ -92,10 +126,17 @@ class Scorer:
     def describe(cls) -> str:
         return f"{cls.summary} (prunes {cls.prune_first} first)"
 
+    @property
+    def criterion(self) -> str:
+        """The name recorded with the scores: the registry name, else the class name."""
+        return self.name or type(self).__name__
+
+    @abstractmethod
     def block_stat(self, matrices: Sequence[torch.Tensor]) -> Any:
-        raise NotImplementedError
+        """The statistic of one block, from its six weight matrices (see the class docstring)."""
 
     def finalize(self, stats: list[Any]) -> list[float]:
+        """One score per block from every block's statistic; by default each statistic as a float."""
         return [float(s) for s in stats]
 
 
@@ -397,7 +438,7 @@ class BlockScores:
 
 def score_blocks(
     blocks: Iterable[Sequence[torch.Tensor]],
-    criterion: str = "entropy",
+    criterion: str | Scorer = "entropy",
     *,
     num_blocks: int | None = None,
     progress: bool = True,
@@ -408,7 +449,7 @@ def score_blocks(
 
     Args:
         blocks: yields, per block in order, the sequence of matrices to score.
-        criterion: scorer name (see `available_criteria()`).
+        criterion: scorer name (see `available_criteria()`) or a `Scorer` instance.
         num_blocks: length of `blocks` for the progress bar, if known.
         progress: show a tqdm progress bar.
         source: recorded in the result.
@@ -419,7 +460,7 @@ def score_blocks(
     """
     scorer = get_scorer(criterion, **params)
     stats = []
-    bar = tqdm(blocks, total=num_blocks, desc=f"scoring ({criterion})", unit="block", disable=not progress)
+    bar = tqdm(blocks, total=num_blocks, desc=f"scoring ({scorer.criterion})", unit="block", disable=not progress)
     for index, matrices in enumerate(bar):
         try:
             stats.append(scorer.block_stat(matrices))
@@ -428,8 +469,11 @@ def score_blocks(
     if not stats:
         raise WeightsError("the model has no encoder blocks to score")
     scores = scorer.finalize(stats)
+    if len(scores) != len(stats) or not all(math.isfinite(v) for v in scores):
+        raise GardenerError(f"criterion {scorer.criterion!r} must give one finite score per block, got {scores!r}")
     return BlockScores(
-        criterion=criterion, scores=scores, prune_first=scorer.prune_first, params=scorer.params, source=source
+        criterion=scorer.criterion, scores=[float(v) for v in scores], prune_first=scorer.prune_first,
+        params=dict(scorer.params), source=source,
     )
 
 
@@ -440,13 +484,13 @@ def iter_model_blocks(model: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
 
 
 def score_model(
-    model: torch.nn.Module, criterion: str = "entropy", *, progress: bool = True, **params: Any
+    model: torch.nn.Module, criterion: str | Scorer = "entropy", *, progress: bool = True, **params: Any
 ) -> BlockScores:
     """Score every encoder block of a loaded model from its weights alone.
 
     Args:
         model: a supported transformers model (see `supported_architectures()`).
-        criterion: scorer name; `"entropy"` is Gardener's.
+        criterion: scorer name (`"entropy"` is Gardener's) or a `Scorer` instance.
         progress: show a progress bar.
         **params: scorer parameters (`bins`, `seed`).
 
@@ -475,7 +519,7 @@ def score_model(
 
 def score_pretrained(
     model_id: str,
-    criterion: str = "entropy",
+    criterion: str | Scorer = "entropy",
     *,
     revision: str | None = None,
     token: str | bool | None = None,
@@ -489,14 +533,12 @@ def score_pretrained(
 
     Args:
         model_id: a local folder or a Hub repo id.
-        criterion: scorer name.
+        criterion: scorer name or a `Scorer` instance.
         revision: Hub revision (branch, tag or commit).
         token: Hub token, or None to use the cached login.
         progress: show a progress bar.
         **params: scorer parameters.
     """
-    from .sources import SafetensorsCheckpoint
-
     ckpt = SafetensorsCheckpoint.open(model_id, revision=revision, token=token)
     return score_blocks(
         ckpt.iter_blocks(), criterion, num_blocks=ckpt.num_blocks, progress=progress, source=model_id, **params

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from .arch import get_arch
+from .arch import get_arch, get_blocks
 
 
 def num_tokens(config: Any) -> int:
@@ -59,8 +59,6 @@ def cost_summary(model: nn.Module, source_blocks: int) -> dict[str, Any]:
     Returns:
         `{"params": int, "params_source": int, "gflops": float, "gflops_source": float, "tokens": int}`.
     """
-    from .arch import get_blocks
-
     config = model.config
     blocks = get_blocks(model)
     classifier = getattr(model, "classifier", None)

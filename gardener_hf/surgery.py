@@ -10,31 +10,23 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from . import __version__
+from ._version import __version__
 from .arch import base_model, block_list_path, get_arch
-from .errors import GardenerError, PlanError, UnsupportedModelError
+
+# Re-exported: these lived here before checkpoint.py, and `from gardener_hf.surgery import ...` keeps working.
+from .checkpoint import copy_processor_files, load_model, model_class_for  # noqa: F401
+from .constants import CONFIG_KEY, PROCESSOR_FILES, PRUNING_FILE  # noqa: F401
+from .errors import GardenerError, PlanError, WeightsError
 from .scoring import BlockScores
-from .sources import read_config, resolve_file, validate_model_id
 
 logger = logging.getLogger(__name__)
-
-PRUNING_FILE = "gardener_pruning.json"
-CONFIG_KEY = "gardener"
-# Files describing how inputs are prepared; copied unchanged so a pruned repo works in pipelines.
-PROCESSOR_FILES = (
-    "preprocessor_config.json",
-    "video_preprocessor_config.json",
-    "processor_config.json",
-)
 
 
 @dataclass
@@ -171,42 +163,143 @@ def apply_plan(model: nn.Module, plan: PrunePlan) -> nn.Module:
     setattr(parent, attr, nn.ModuleList([blocks[i] for i in plan.kept]))
 
     config = model.config
-    previous = getattr(config, CONFIG_KEY, None)
-    record = pruning_record(plan, previous if isinstance(previous, dict) else None)
+    record = PruningRecord.from_plan(plan, PruningRecord.from_model(model)).to_dict()
     for cfg in {id(config): config, id(base_model(model).config): base_model(model).config}.values():
         cfg.num_hidden_layers = plan.num_kept
         setattr(cfg, CONFIG_KEY, record)
     return model
 
 
-def pruning_record(plan: PrunePlan, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON-able record stored in `config.gardener` and `gardener_pruning.json`."""
-    if previous:
-        # The model was pruned before: plan indices are positions in the pruned model. Map them back to
-        # the source model's numbering so every index in the record means the same block.
-        original = list(previous["kept_blocks"])
-        source_blocks = previous["source_num_blocks"]
-        history = list(previous.get("history", [])) + [{k: previous[k] for k in ("criterion", "kept_blocks")}]
-    else:
-        original, source_blocks, history = list(range(plan.num_blocks)), plan.num_blocks, []
-    kept = [original[i] for i in plan.kept]
-    record = {
-        "gardener_version": __version__,
-        "criterion": plan.criterion,
-        "prune_first": plan.prune_first,
-        "params": plan.params,
-        "source_model": plan.source,
-        "source_num_blocks": source_blocks,
-        "kept_blocks": kept,
-        "removed_blocks": [b for b in range(source_blocks) if b not in set(kept)],
-        # scores[i] belongs to source block scored_blocks[i] (all blocks unless pruned before).
-        "scored_blocks": original if plan.scores is not None else None,
-        "scores": plan.scores,
-        "removal_order": [original[i] for i in plan.removal_order] if plan.removal_order is not None else None,
-    }
-    if history:
-        record["history"] = history
-    return record
+@dataclass
+class PruningRecord:
+    """What gardener_hf did to a checkpoint: stored in `config.gardener` and in `gardener_pruning.json`.
+
+    Every block index is 0-based and refers to the *source* checkpoint's blocks, also after a second
+    pruning (then `history` lists the earlier steps). Saved as JSON with the gardener_hf version, as
+    peft saves its configs; `load` reads it back from a folder.
+
+    Attributes:
+        gardener_version: version of gardener_hf that wrote the record.
+        criterion: scorer name, or "manual" for an explicit list of blocks.
+        prune_first: "lowest" / "highest" (None for manual plans).
+        params: scorer parameters.
+        source_model: the source checkpoint (Hub id, or how a local one is named).
+        source_num_blocks: blocks of the source checkpoint.
+        kept_blocks: source blocks kept, in order.
+        removed_blocks: source blocks removed.
+        scored_blocks: `scores[i]` belongs to source block `scored_blocks[i]` (None without scores).
+        scores: the score of every scored block (None for manual plans).
+        removal_order: the scorer's full removal order, in source numbering (None for manual plans).
+        history: earlier prunings of the same source, oldest first (`criterion`, `kept_blocks`).
+
+    Example:
+        >>> plan = PrunePlan(num_blocks=4, kept=[0, 2], removed=[1, 3])
+        >>> PruningRecord.from_plan(plan).removed_blocks
+        [1, 3]
+    """
+
+    gardener_version: str
+    criterion: str
+    prune_first: str | None
+    params: dict[str, Any]
+    source_model: str | None
+    source_num_blocks: int
+    kept_blocks: list[int]
+    removed_blocks: list[int]
+    scored_blocks: list[int] | None = None
+    scores: list[float] | None = None
+    removal_order: list[int] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_plan(cls, plan: PrunePlan, previous: PruningRecord | None = None) -> PruningRecord:
+        """The record of applying `plan`, composed with `previous` when the model was pruned before."""
+        if previous is not None:
+            # Plan indices are positions in the pruned model: map them back to the source numbering.
+            original = list(previous.kept_blocks)
+            source_blocks = previous.source_num_blocks
+            history = [*previous.history, {"criterion": previous.criterion, "kept_blocks": list(previous.kept_blocks)}]
+        else:
+            original, source_blocks, history = list(range(plan.num_blocks)), plan.num_blocks, []
+        kept = [original[i] for i in plan.kept]
+        return cls(
+            gardener_version=__version__,
+            criterion=plan.criterion,
+            prune_first=plan.prune_first,
+            params=dict(plan.params),
+            source_model=plan.source,
+            source_num_blocks=source_blocks,
+            kept_blocks=kept,
+            removed_blocks=[b for b in range(source_blocks) if b not in set(kept)],
+            scored_blocks=original if plan.scores is not None else None,
+            scores=plan.scores,
+            removal_order=[original[i] for i in plan.removal_order] if plan.removal_order is not None else None,
+            history=history,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able form stored in config.json (`history` only when there is one)."""
+        data = asdict(self)
+        if not data["history"]:
+            del data["history"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PruningRecord:
+        """Read a record back; keys a newer gardener_hf may add are ignored.
+
+        Raises:
+            WeightsError: required keys are missing.
+        """
+        names = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except TypeError as err:
+            raise WeightsError(f"malformed gardener pruning record: {err}") from None
+
+    @classmethod
+    def from_model(cls, model: nn.Module) -> PruningRecord | None:
+        """The record in `model.config.gardener`, or None when the model was not pruned by gardener_hf."""
+        data = getattr(getattr(model, "config", None), CONFIG_KEY, None)
+        return cls.from_dict(data) if isinstance(data, dict) else None
+
+    def save(self, folder: str | Path) -> Path:
+        """Write `gardener_pruning.json` into `folder`; returns its path."""
+        path = Path(folder) / PRUNING_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> PruningRecord:
+        """Read `gardener_pruning.json` from `folder`.
+
+        Raises:
+            WeightsError: the file is missing or not a valid record.
+        """
+        path = Path(folder) / PRUNING_FILE
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise WeightsError(f"cannot read the pruning record {path.name} in {Path(folder).name}: {err}") from None
+        if not isinstance(data, dict):
+            raise WeightsError(f"{path.name} in {Path(folder).name} is not a pruning record")
+        return cls.from_dict(data)
+
+    @property
+    def num_kept(self) -> int:
+        return len(self.kept_blocks)
+
+    def ranks(self) -> dict[int, int]:
+        """Source block -> importance rank among the scored blocks (1 = most important)."""
+        order = self.removal_order or []
+        return {block: len(order) - position for position, block in enumerate(order)}
+
+    def score_of(self) -> dict[int, float]:
+        """Source block -> its score (empty for manual plans)."""
+        if not self.scores:
+            return {}
+        blocks = self.scored_blocks or list(range(len(self.scores)))
+        return dict(zip(blocks, self.scores, strict=True))
 
 
 def prune_model(
@@ -235,104 +328,22 @@ def prune_model(
     return plan
 
 
-def model_class_for(config: dict[str, Any], model_class: str | None = None) -> type[nn.Module]:
-    """The transformers class to load a checkpoint with: `model_class`, else the one it was saved as.
-
-    Raises:
-        UnsupportedModelError: the class is not in the architecture table.
-    """
-    import transformers
-
-    spec = get_arch(config)
-    if model_class is None:
-        architectures = config.get("architectures") or []
-        if architectures:
-            model_class = architectures[0]
-        else:
-            model_class = next(c for c in spec.classes if c.endswith("Model"))
-    if model_class not in spec.classes:
-        raise UnsupportedModelError(
-            f"model class {model_class} is not supported for model type {spec.model_type!r}; "
-            f"supported: {', '.join(spec.classes)}"
-        )
-    return getattr(transformers, model_class)
-
-
-def load_model(
-    model_id: str,
-    *,
-    revision: str | None = None,
-    token: str | bool | None = None,
-    model_class: str | None = None,
-    dtype: str | torch.dtype = "auto",
-) -> nn.Module:
-    """Load a supported checkpoint from the Hub or a folder, safetensors only, no remote code.
-
-    Args:
-        model_id: Hub repo id or local folder.
-        revision: Hub revision.
-        token: Hub token (None: cached login).
-        model_class: transformers class name; default: the class the checkpoint was saved as.
-        dtype: `"auto"` keeps the stored precision, so scores match `score_pretrained`.
-
-    Returns:
-        The model, in eval mode.
-
-    Raises:
-        GardenerError: bad id, unsupported model, missing or unreadable weights.
-    """
-    config = read_config(model_id, revision=revision, token=token)
-    cls = model_class_for(config, model_class)
-    # Locate the weights first so a missing/pickle-only checkpoint gets our message, not a traceback.
-    from .sources import SafetensorsCheckpoint
-
-    SafetensorsCheckpoint.open(model_id, revision=revision, token=token)
-    try:
-        model, info = cls.from_pretrained(
-            model_id, revision=revision, token=token, use_safetensors=True, dtype=dtype, output_loading_info=True
-        )
-    except (OSError, ValueError, RuntimeError) as err:
-        raise GardenerError(f"could not load {model_id}: {str(err).splitlines()[0]}") from None
-    if info.get("missing_keys"):
-        logger.warning("%s: weights not in the checkpoint were initialised: %s", model_id, sorted(info["missing_keys"]))
-    model.eval()
-    return model
-
-
-def copy_processor_files(
-    model_id: str, output_dir: str | Path, *, revision: str | None = None, token: str | bool | None = None
-) -> list[str]:
-    """Copy the source's processor configs (if any) into `output_dir`; returns the names copied."""
-    validate_model_id(model_id)
-    copied = []
-    for name in PROCESSOR_FILES:
-        path = resolve_file(model_id, name, revision=revision, token=token, required=False)
-        if path is not None:
-            shutil.copyfile(path, Path(output_dir) / name)
-            copied.append(name)
-    return copied
-
-
 def save_pruned(model: nn.Module, output_dir: str | Path) -> Path:
     """`save_pretrained` (safetensors) plus `gardener_pruning.json` beside the weights."""
-    if not isinstance(getattr(model.config, CONFIG_KEY, None), dict):
+    record = PruningRecord.from_model(model)
+    if record is None:
         raise GardenerError("this model has not been pruned by gardener_hf (no config.gardener record)")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
-    write_pruning_record(model, output_dir)
+    record.save(output_dir)
     return output_dir
 
 
 def write_pruning_record(model: nn.Module, output_dir: str | Path) -> bool:
     """Write `config.gardener` to `gardener_pruning.json` in `output_dir`; False if the model has none."""
-    record = getattr(model.config, CONFIG_KEY, None)
-    if not isinstance(record, dict):
+    record = PruningRecord.from_model(model)
+    if record is None:
         return False
-    (Path(output_dir) / PRUNING_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    record.save(output_dir)
     return True
-
-
-def source_config(model_id: str, *, revision: str | None = None, token: str | bool | None = None) -> dict[str, Any]:
-    """config.json of a checkpoint as a dict (no weights loaded)."""
-    return read_config(model_id, revision=revision, token=token)

@@ -11,7 +11,7 @@ an interrupted run. Same as `gardener finetune`; see `--help`.
 
 import sys
 
-from gardener_hf.finetune import finetune_main
+from gardener_hf.cli.finetune import main
 
 if __name__ == "__main__":
-    sys.exit(finetune_main())
+    sys.exit(main(prog="finetune.py"))

@@ -3,12 +3,12 @@
 
     python scripts/pretrain.py --output-dir runs/digits-mae --steps 6000
 
-The work is done by `gardener_hf.pretrain`; see its docstring and `--help`.
+The work is done by `gardener_hf.research.pretrain`; see its docstring and `--help`. Same as `gardener pretrain`.
 """
 
 import sys
 
-from gardener_hf.pretrain import main
+from gardener_hf.cli.pretrain import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="pretrain.py"))

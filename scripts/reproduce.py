@@ -3,12 +3,12 @@
 
     python scripts/reproduce.py --output-dir docs/study
 
-See gardener_hf/study.py for what is measured, and docs/study/REPORT.md for the committed result.
+See gardener_hf/research/study/ for what is measured, and docs/study/REPORT.md for the committed result.
 """
 
 import sys
 
-from gardener_hf.study import main
+from gardener_hf.cli.study import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="reproduce.py"))

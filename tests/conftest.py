@@ -30,6 +30,10 @@ from transformers import (
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_BLOCKS = 6
+# Finetune options for quick runs. The embedded default takes 16 frames of 32x32; 16-frame videos at stride 1 fill it.
+FAST = ["--frame-stride", "1", "--per-device-train-batch-size", "4", "--per-device-eval-batch-size", "6",
+        "--learning-rate", "1e-3", "--logging-steps", "1", "--dataloader-num-workers", "0", "--disable-tqdm", "true",
+        "--save-strategy", "steps"]
 
 
 def videomae_config(**kw) -> VideoMAEConfig:
@@ -134,7 +138,7 @@ def tiny_videomae_dir(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> dict[str, Path]:
     """Generated motion-direction videos (16 frames, 32x32 mp4): 3 per class to train, 2 per class to evaluate."""
-    from gardener_hf.video import make_motion_dataset
+    from gardener_hf.research.synthetic import make_motion_dataset
 
     root = tmp_path_factory.mktemp("videos")
     return {

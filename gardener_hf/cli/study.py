@@ -1,0 +1,93 @@
+"""`gardener study` / `scripts/reproduce.py`: the paper's study on a checkpoint (see gardener_hf.research.study)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import _common
+
+HELP = "the paper's study on a checkpoint: scores, oracle, rank correlations, pruning sweep"
+
+
+def add_study_args(p: argparse.ArgumentParser) -> None:
+    """The study's options (shared by scripts/reproduce.py and `gardener study`)."""
+    from ..research.study.config import StudyConfig
+
+    d = StudyConfig()
+    p.add_argument("model", nargs="?", default=None, help="VideoMAE checkpoint: Hub id or local folder (default: the embedded default)")
+    p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) of MODEL")
+    p.add_argument("--output-dir", required=True, help="study folder: runs are kept here, so a second call resumes")
+    p.add_argument("--overwrite", action="store_true", help="discard the runs already in --output-dir and start again")
+    p.add_argument("--task", default=d.task, choices=["direction", "moving-digit"], help=f"generated labelled task (default {d.task})")
+    p.add_argument("--clip-options", type=_common.json_object, default=d.clip_options, metavar="JSON",
+                   help="options of the task's clip function, e.g. '{\"num_static\": 0}' (see gardener_hf.research.synthetic)")
+    p.add_argument("--train-clips", type=_common.positive_int, default=d.train_clips, help=f"training clips (default {d.train_clips})")
+    p.add_argument("--val-clips", dest="eval_clips", metavar="VAL_CLIPS", type=_common.positive_int, default=d.eval_clips,
+                   help=f"validation clips (default {d.eval_clips})")
+    p.add_argument("--data-seed", type=int, default=d.data_seed, help=f"seed of the generated clips (default {d.data_seed})")
+    p.add_argument("--steps", type=_common.positive_int, default=d.steps, help=f"optimiser steps per finetuning run (default {d.steps})")
+    p.add_argument("--batch-size", type=_common.positive_int, default=d.batch_size, help=f"(default {d.batch_size})")
+    p.add_argument("--lr", dest="learning_rate", metavar="LR", type=float, default=d.learning_rate,
+                   help=f"peak learning rate (default {d.learning_rate:g}, the paper's)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"(default {d.weight_decay:g})")
+    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, help=f"(default {d.warmup_ratio:g})")
+    p.add_argument("--seeds", type=_common.positive_int, default=d.seeds, help=f"finetuning seeds per configuration (default {d.seeds})")
+    p.add_argument("--removals", type=_common.int_list, default=d.removals,
+                   help="blocks removed in the sweep, comma-separated (default " + ",".join(map(str, d.removals)) + ")")
+    p.add_argument("--no-scratch", dest="scratch", action="store_false",
+                   help="skip the no-pretraining reference (the unpruned model finetuned from random initialisation)")
+    p.add_argument("--jobs", type=_common.positive_int, default=max(1, (os.cpu_count() or 1)),
+                   help="finetuning runs at a time, one thread each (default: the number of CPUs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace):
+    """The `StudyConfig` the parsed options describe (every option's dest is its field's name)."""
+    from dataclasses import fields
+
+    from ..research.study.config import StudyConfig
+
+    return StudyConfig(**{f.name: getattr(args, f.name) for f in fields(StudyConfig)})
+
+
+def run(args: argparse.Namespace) -> int:
+    import transformers
+
+    from ..research.study import run_study
+    from ..research.study.report import fmt_p
+
+    transformers.logging.set_verbosity_error()  # checkpoint loading chatter, once per process
+    transformers.logging.disable_progress_bar()
+    config = config_from_args(args)
+    out = Path(args.output_dir)
+    if args.overwrite:
+        for name in ("study_config.json", "runs.jsonl"):
+            (out / name).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    results = run_study(config, out, jobs=args.jobs, progress=not args.quiet)
+    entropy = results["agreement"]["entropy"]
+    print(f"entropy vs oracle: Spearman {entropy['spearman']:+.3f} (p={fmt_p(entropy['spearman_p'])}), "
+          f"Kendall {entropy['kendall']:+.3f} (p={fmt_p(entropy['kendall_p'])}); paper: +0.755 / +0.667")
+    print(f"report: {out / 'REPORT.md'} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def build_parser(prog: str = "gardener study") -> argparse.ArgumentParser:
+    from ..research.study import driver
+
+    p = argparse.ArgumentParser(prog=prog, description=driver.__doc__.split("\n\n")[0] if driver.__doc__ else None)
+    add_study_args(p)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "gardener study") -> int:
+    """Entry point of `gardener study` and scripts/reproduce.py."""
+    args = build_parser(prog).parse_args(argv)
+    _common.setup_logging(args.quiet, fmt="%(name)s: %(message)s")
+    interrupted = (f"interrupted: finished runs are kept in {Path(args.output_dir) / 'runs.jsonl'}; "
+                   "the same command resumes")
+    return _common.run_guarded(lambda: run(args), interrupted=interrupted)

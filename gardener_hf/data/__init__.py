@@ -1,0 +1,40 @@
+"""Video classification data: finding labelled videos, decoding them with PyAV, and clip datasets.
+
+Modules: `sources` (folders, CSV/JSON manifests, `datasets` datasets -> labelled items), `io` (PyAV
+decoding and encoding), `sampling` (which frames make a clip), `transforms` (the VideoMAE
+processor's resize / crop / normalise), `dataset` (the `torch` dataset and collator). Everything is
+re-exported here, so `from gardener_hf.data import ...` is all a user needs.
+
+Example:
+    >>> from gardener_hf.data import VideoClassificationDataset, VideoTransform, find_videos
+    >>> items, labels, report = find_videos("ucf101/train")  # doctest: +SKIP
+    >>> transform = VideoTransform.from_processor(processor, train=True)  # doctest: +SKIP
+    >>> dataset = VideoClassificationDataset(items, labels, transform)  # doctest: +SKIP
+    >>> dataset[0]["pixel_values"].shape  # doctest: +SKIP
+    torch.Size([16, 3, 224, 224])
+"""
+
+from .dataset import VideoClassificationDataset, collate_videos
+from .io import count_frames, probe, read_frames, write_video
+from .sampling import SAMPLING_MODES, sample_indices
+from .sources import EVAL_SPLITS, SPLIT_NAMES, VIDEO_EXTENSIONS, DataReport, VideoItem, eval_split, find_videos
+from .transforms import VideoTransform
+
+__all__ = [
+    "EVAL_SPLITS",
+    "SAMPLING_MODES",
+    "SPLIT_NAMES",
+    "VIDEO_EXTENSIONS",
+    "DataReport",
+    "VideoClassificationDataset",
+    "VideoItem",
+    "VideoTransform",
+    "collate_videos",
+    "count_frames",
+    "eval_split",
+    "find_videos",
+    "probe",
+    "read_frames",
+    "sample_indices",
+    "write_video",
+]
