@@ -1,7 +1,7 @@
 """The one table that knows where each supported model keeps its transformer blocks.
 
 Everything else in gardener_hf asks this module, never the model classes directly: where the block
-list lives in memory, which six weight matrices of a block are scored (PAPER.md section 1: the q, k
+list lives in memory, which six weight matrices of a block are scored (docs/method.md §1: the q, k
 and v projections, the attention output projection, fc1 and fc2), and how those matrices are named in
 a safetensors file. Checkpoints on the Hub, and those written by `save_pretrained` in transformers 5.x,
 use the legacy key layout (`encoder.layer.N.attention.attention.query.weight`), while ViT and ViTMAE

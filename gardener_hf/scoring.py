@@ -163,7 +163,7 @@ def _f16_counts_checked(matrices: Sequence[torch.Tensor]) -> np.ndarray:
 
 @register("entropy")
 class Float16EntropyScorer(Scorer):
-    """Gardener's criterion, as the authors' code computes it (PAPER.md section 1).
+    """Gardener's criterion, as the authors' code computes it (docs/method.md §1).
 
     Shannon entropy (natural log) of the exact value counts of the block's six weight matrices after
     casting them to float16. On checkpoints whose weights already lie on the float16 grid this is
@@ -210,7 +210,7 @@ class ExactEntropyScorer(Scorer):
     """Entropy of exact value counts in the stored precision, without the float16 cast.
 
     On float32 checkpoints off the float16 grid almost every value is distinct, so this is close
-    to ln(N) for every block (PAPER.md section 1, NOTE): kept for comparison.
+    to ln(N) for every block (docs/method.md §1): kept for comparison.
     """
 
     prune_first = "lowest"

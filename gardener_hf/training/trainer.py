@@ -38,7 +38,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "remove_unused_columns": False,
     "dataloader_num_workers": -1,  # -1: decided at run time from the CPUs per process
 }
-#: `recipe="paper"`: the released code's recipe (docs/method.md): AdamW, wd 0.05, peak lr 1e-3,
+#: `recipe="paper"`: the released code's recipe (docs/method.md §6): AdamW, wd 0.05, peak lr 1e-3,
 #: linear warmup then cosine, batch 64 in total, 16 frames at stride 4 from the start of the video.
 PAPER_RECIPE: dict[str, Any] = {
     "learning_rate": 1e-3,

@@ -30,7 +30,7 @@ def ctx():
 
 
 def test_paper_correlations_match_the_numbers_the_paper_states():
-    # PAPER.md §3: Spearman 0.755, Kendall 0.667 between the entropy order and Table 2's sensitivities
+    # docs/method.md §3: Spearman 0.755, Kendall 0.667 between the entropy order and Table 2's sensitivities
     paper = st.paper_correlations()
     assert round(paper["spearman"], 3) == 0.755 and round(paper["kendall"], 3) == 0.667
     assert paper["spearman_p"] < 0.01

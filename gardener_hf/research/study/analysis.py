@@ -78,7 +78,7 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def paper_correlations() -> dict[str, float]:
-    """The paper's entropy-vs-oracle agreement recomputed from PAPER.md §2-§3 (Spearman 0.755, Kendall 0.667)."""
+    """The paper's entropy-vs-oracle agreement recomputed from docs/method.md §2-§3 (Spearman 0.755, Kendall 0.667)."""
     n = len(PAPER_SINGLE_REMOVAL)
     entropy_importance = np.empty(n)
     for position, block in enumerate(PAPER_REMOVAL_ORDER):

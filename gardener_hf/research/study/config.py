@@ -19,7 +19,7 @@ HIST_BINS = (16, 64, 256, 1024, 4096)
 #: sweep methods: name -> criterion of its order ("oracle" and "random" are special)
 METHODS = {"gardener": "entropy", "oracle": None, "l1": "l1", "l1-reverse": "l1-reverse", "random": None}
 
-# The paper's numbers (PAPER.md §3 and §5): UCF101 top-1 (%) of VideoMAE-B K400-FT.
+# The paper's numbers (docs/method.md §3 and §5): UCF101 top-1 (%) of VideoMAE-B K400-FT.
 PAPER_UNPRUNED = 91.78
 PAPER_SINGLE_REMOVAL = (46.73, 90.58, 86.14, 74.65, 88.32, 87.43, 88.51, 88.02, 90.79, 90.30, 91.09, 91.29)
 PAPER_REMOVAL_ORDER = (12, 10, 11, 9, 7, 8, 5, 3, 6, 4, 2, 1)  # entropy, 1-based, lowest first

@@ -8,7 +8,7 @@ Modules: `config` (what a study is), `runs` (the finetuning runs and their store
 (`run_study`: all of it in order).
 
 
-What it measures (PAPER.md §3-§5, with the open questions of §7):
+What it measures (docs/method.md §3-§5, with the open questions of §7):
 
 1. **Scores.** Every registered criterion on the checkpoint's encoder blocks (no data), plus K-bin
    histogram entropies for several K.

@@ -81,7 +81,7 @@ def plot_sweep(results: dict[str, Any], path: Path) -> None:
     for method, values in results["paper"]["sweep"].items():
         ax_paper.plot(PAPER_REMOVALS, [values[str(r)] for r in PAPER_REMOVALS], "o-", ms=4, label=_LABELS[method], color=_COLOURS[method])
     ax_paper.axhline(PAPER_UNPRUNED, color="tab:blue", ls="--", lw=1, label=f"unpruned ({PAPER_UNPRUNED}%)")
-    ax_paper.set_title("Paper (PAPER.md §5): VideoMAE-B K400-FT on UCF101, one seed", fontsize=10)
+    ax_paper.set_title("Paper (docs/method.md §5): VideoMAE-B K400-FT on UCF101, one seed", fontsize=10)
     for a in (ax, ax_paper):
         a.set_xlabel("blocks removed (of 12)")
         a.set_ylabel("top-1 accuracy (%)")
