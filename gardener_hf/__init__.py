@@ -4,7 +4,7 @@ Implements Gardener ("Entropy Reveals Block Importance in Masked Self-Supervised
 Transformers", arXiv 2602.03918): every transformer block is scored from its weights alone, the
 lowest-scoring blocks are removed, and the result is a plain `transformers` checkpoint.
 
-The package has one core and four rooms (see the README's "Layout"): the core modules here
+The package has a core and five rooms (see the README's "Layout"): the core modules here
 (`arch`, `scoring`, `surgery`, `checkpoint`, ...), `hub/` (cards, staging, pushing), `data/` (video
 datasets), `training/` (finetune and evaluate with `transformers.Trainer`), `research/` (the
 paper's study and the synthetic data it needs) and `cli/` (the `gardener` command).

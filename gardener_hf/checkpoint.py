@@ -24,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from .arch import ROLES, ArchSpec, get_arch
-from .constants import CONFIG_FILE, PROCESSOR_FILES, SAFE_INDEX, SAFE_WEIGHTS
+from .constants import CONFIG_FILE, EMBEDDED_DEFAULT, EMBEDDED_NAME, PROCESSOR_FILES, SAFE_INDEX, SAFE_WEIGHTS
 from .errors import GardenerError, UnsupportedModelError, WeightsError
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,29 @@ def _hub_id_problem(text: str) -> str | None:
 def is_hub_id(source: str | None) -> bool:
     """True for a well-formed `namespace/name` Hub repo id that is not also a local path."""
     return bool(source) and not Path(source).exists() and _hub_id_problem(source) is None
+
+
+def public_name(source: str | os.PathLike[str] | None) -> str | None:
+    """How records, cards and reports name a checkpoint: never by a local path.
+
+    A Hub id stays as it is, the embedded default is `gardener_hf/default_model`, and a local folder
+    is named by its own folder name (a user's home or temp path never reaches anything uploaded).
+
+    Example:
+        >>> public_name("MCG-NJU/videomae-base"), public_name("/home/me/runs/keep4")
+        ('MCG-NJU/videomae-base', 'keep4')
+    """
+    if source is None:
+        return None
+    text = str(source)
+    path = Path(text)
+    if path.exists():
+        if path.resolve() == Path(EMBEDDED_DEFAULT).resolve():
+            return EMBEDDED_NAME
+        return path.resolve().name or text
+    if text == EMBEDDED_NAME or _hub_id_problem(text) is None:
+        return text
+    return path.name or text
 
 
 def validate_repo_id(repo_id: str) -> None:

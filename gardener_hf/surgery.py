@@ -21,12 +21,15 @@ from ._version import __version__
 from .arch import base_model, block_list_path, get_arch
 
 # Re-exported: these lived here before checkpoint.py, and `from gardener_hf.surgery import ...` keeps working.
-from .checkpoint import copy_processor_files, load_model, model_class_for  # noqa: F401
+from .checkpoint import copy_processor_files, load_model, model_class_for, public_name  # noqa: F401
 from .constants import CONFIG_KEY, PROCESSOR_FILES, PRUNING_FILE  # noqa: F401
 from .errors import GardenerError, PlanError, WeightsError
 from .scoring import BlockScores
 
 logger = logging.getLogger(__name__)
+
+#: config keys that make `from_pretrained` look for code in a repo (`trust_remote_code`); dropped on pruning
+REMOTE_CODE_KEYS = ("auto_map", "custom_pipelines")
 
 
 @dataclass
@@ -167,6 +170,9 @@ def apply_plan(model: nn.Module, plan: PrunePlan) -> nn.Module:
     for cfg in {id(config): config, id(base_model(model).config): base_model(model).config}.values():
         cfg.num_hidden_layers = plan.num_kept
         setattr(cfg, CONFIG_KEY, record)
+        for key in REMOTE_CODE_KEYS:  # a pruned repo never points at remote code
+            if key in cfg.__dict__:
+                delattr(cfg, key)
     return model
 
 
@@ -183,7 +189,7 @@ class PruningRecord:
         criterion: scorer name, or "manual" for an explicit list of blocks.
         prune_first: "lowest" / "highest" (None for manual plans).
         params: scorer parameters.
-        source_model: the source checkpoint (Hub id, or how a local one is named).
+        source_model: the source checkpoint: its Hub id, or a local folder's name (`public_name`).
         source_num_blocks: blocks of the source checkpoint.
         kept_blocks: source blocks kept, in order.
         removed_blocks: source blocks removed.
@@ -227,7 +233,7 @@ class PruningRecord:
             criterion=plan.criterion,
             prune_first=plan.prune_first,
             params=dict(plan.params),
-            source_model=plan.source,
+            source_model=public_name(plan.source),
             source_num_blocks=source_blocks,
             kept_blocks=kept,
             removed_blocks=[b for b in range(source_blocks) if b not in set(kept)],

@@ -20,8 +20,13 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
+from ..constants import EMBEDDED_DEFAULT, EMBEDDED_NAME
 from . import evaluate, finetune, pretrain, prune, push, score, study
 from ._common import EXIT_ERROR
+
+#: the embedded default's folder, as gardener_hf 0.1 named it here (also `gardener_hf.EMBEDDED_DEFAULT`)
+DEFAULT_MODEL = EMBEDDED_DEFAULT
+__all__ = ["COMMANDS", "DEFAULT_MODEL", "EMBEDDED_NAME", "build_parser", "main", "push_main"]
 
 #: subcommand -> its module, in the order `gardener --help` lists them
 COMMANDS = {

@@ -56,7 +56,7 @@ class DataArguments:
 
 
 def _clip_config_class():
-    from ..training.finetune import ClipConfig
+    from ..training.finetuning import ClipConfig
 
     return ClipConfig
 
@@ -103,7 +103,7 @@ def _recipe(argv: Sequence[str]) -> str:
 
 def settings_from(model_args: ModelArguments, data_args: DataArguments, clips: Any, training_args: Any):
     """The library's `FinetuneSettings` from the parsed options (flags are checked here, by name)."""
-    from ..training.finetune import FinetuneSettings
+    from ..training.finetuning import FinetuneSettings
     from ..training.trainer import RECIPES
 
     if model_args.recipe not in RECIPES:

@@ -7,7 +7,6 @@ every variant is finetuned before it is staged.
 from __future__ import annotations
 
 import argparse
-import shlex
 from collections.abc import Sequence
 
 from ..errors import GardenerError
@@ -101,11 +100,10 @@ def _command(args: argparse.Namespace) -> str:
     """The card's Reproduce command, `{plan}` standing for each variant's plan options."""
     from ..hub.publish import default_command
 
-    command = default_command(
+    return default_command(
         args.model, revision=args.revision, criterion=args.criterion, params=_common.score_params(args),
-        train_data=args.train_dir, eval_data=args.eval_dir,
+        train_data=args.train_dir, eval_data=args.eval_dir, output_dir=args.output_dir, options=args.finetune_args,
     )
-    return " ".join([command, *(shlex.quote(a) for a in args.finetune_args)])
 
 
 def _finetune_settings(args: argparse.Namespace):

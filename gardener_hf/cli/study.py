@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -49,9 +50,14 @@ def config_from_args(args: argparse.Namespace):
     """The `StudyConfig` the parsed options describe (every option's dest is its field's name)."""
     from dataclasses import fields
 
-    from ..research.study.config import StudyConfig
+    from ..errors import GardenerError
+    from ..research.study.config import FLAGS, StudyConfig
 
-    return StudyConfig(**{f.name: getattr(args, f.name) for f in fields(StudyConfig)})
+    names = [f.name for f in fields(StudyConfig)]
+    try:
+        return StudyConfig(**{name: getattr(args, name) for name in names})
+    except GardenerError as err:
+        raise GardenerError(_common.with_flags(str(err), names, FLAGS)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     transformers.logging.set_verbosity_error()  # checkpoint loading chatter, once per process
     transformers.logging.disable_progress_bar()
+    logging.getLogger("gardener_hf.checkpoint").setLevel(logging.WARNING)  # "new head" lines, once per worker
     config = config_from_args(args)
     out = Path(args.output_dir)
     if args.overwrite:

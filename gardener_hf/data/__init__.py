@@ -17,7 +17,7 @@ Example:
 from .dataset import VideoClassificationDataset, collate_videos
 from .io import count_frames, probe, read_frames, write_video
 from .sampling import SAMPLING_MODES, sample_indices
-from .sources import EVAL_SPLITS, SPLIT_NAMES, VIDEO_EXTENSIONS, DataReport, VideoItem, eval_split, find_videos
+from .sources import EVAL_SPLITS, SPLIT_NAMES, VIDEO_EXTENSIONS, DataReport, VideoItem, data_name, eval_split, find_videos
 from .transforms import VideoTransform
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "VideoTransform",
     "collate_videos",
     "count_frames",
+    "data_name",
     "eval_split",
     "find_videos",
     "probe",

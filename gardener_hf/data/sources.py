@@ -218,6 +218,22 @@ def _visible_dirs(folder: Path) -> list[Path]:
     return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
+def data_name(source: Any) -> str:
+    """A short public name for a data source: a folder or file's own name, with its parent for a split
+    folder ("ucf101/test", not "test"); never the full local path. A `datasets.Dataset` is "dataset".
+
+    Example:
+        >>> data_name("/home/me/ucf101/test"), data_name("/data/clips.csv")
+        ('ucf101/test', 'clips.csv')
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return "dataset"
+    path = Path(source)
+    if path.name.lower() in SPLIT_NAMES and path.parent.name:
+        return f"{path.parent.name}/{path.name}"
+    return path.name
+
+
 def eval_split(source: Any) -> str:
     """The split to evaluate on when `source` is a folder of split folders (validation first, then test)."""
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():

@@ -17,6 +17,7 @@ from torch import nn
 from .._version import __version__
 from ..arch import get_arch
 from ..checkpoint import is_hub_id, resolve_file
+from ..plotting import plot_block_scores  # noqa: F401  (lived here in gardener_hf 0.1)
 from ..constants import CARD_FILE, PLOT_FILE
 from ..scoring import criterion_summary
 from ..stats import cost_summary

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .._io import check_destination
-from ..checkpoint import load_model, validate_model_id
+from ..checkpoint import load_model, public_name, validate_model_id
 from ..constants import EMBEDDED_DEFAULT, EMBEDDED_NAME
+from ..data import data_name
 from ..errors import GardenerError
 from ..scoring import get_scorer, score_model
 from ..surgery import PrunePlan, apply_plan, make_plan
@@ -56,6 +57,47 @@ def plan_flag(plan: PrunePlan, *, keep: int | None, remove: Sequence[int] | None
     return f"--remove-ratio {remove_ratio}"
 
 
+#: option names whose values are credentials: never written into a card, a report or a log
+SECRET_WORDS = ("token", "password", "secret", "key", "credential")
+
+
+def is_secret_option(option: str) -> bool:
+    """Whether a command-line option carries a credential (`--hub-token`, `--hub_token`, `--api-key`...)."""
+    name = option.lstrip("-").split("=", 1)[0].lower().replace("_", "-")
+    return any(word in name for word in SECRET_WORDS)
+
+
+def public_options(options: Sequence[str]) -> list[str]:
+    """Command-line options as a card may show them: credentials dropped, local paths named by their folder.
+
+    Each option takes at most one value (as `gardener push` passes finetune options through).
+
+    Example:
+        >>> public_options(["--hub-token", "hf_x", "--num-train-epochs", "3", "--logging-dir=/home/me/logs"])
+        ['--num-train-epochs', '3', '--logging-dir=logs']
+    """
+    out: list[str] = []
+    skip_value = False
+    for item in options:
+        if skip_value:
+            skip_value = False
+            if not item.startswith("--"):
+                continue
+        if item.startswith("--") and is_secret_option(item):
+            skip_value = "=" not in item
+            continue
+        if item.startswith("--") and "=" in item:
+            flag, value = item.split("=", 1)
+            out.append(f"{flag}={_public_value(value)}")
+        else:
+            out.append(item if item.startswith("--") else _public_value(item))
+    return out
+
+
+def _public_value(value: str) -> str:
+    return Path(value).name if os.path.isabs(value) else value
+
+
 def default_command(
     source: str | None,
     *,
@@ -64,9 +106,15 @@ def default_command(
     params: dict[str, Any],
     train_data: Any = None,
     eval_data: Any = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    options: Sequence[str] = (),
 ) -> str:
-    """The `push_pruned.py` command that rebuilds a variant, with `{plan}` where its plan options go."""
-    parts = ["python scripts/push_pruned.py"] + ([shlex.quote(source)] if source else [])
+    """The `gardener push` command that rebuilds a variant, with `{plan}` where its plan options go.
+
+    Sources and data are named as `public_name` / `data_name` name them (a local folder by its
+    name, to be run from the folder that holds it); `options` pass through `public_options`.
+    """
+    parts = ["gardener push"] + ([shlex.quote(public_name(source))] if source else [])
     if revision:
         parts += ["--source-revision", shlex.quote(revision)]
     parts += ["{plan}", "--criterion", criterion]
@@ -75,7 +123,10 @@ def default_command(
             parts += [f"--{name}", str(params[name])]
     for flag, value in (("--train-dir", train_data), ("--eval-dir", eval_data)):
         if isinstance(value, (str, os.PathLike)):
-            parts += [flag, shlex.quote(str(value))]
+            parts += [flag, shlex.quote(data_name(value))]
+    if output_dir is not None and train_data is not None:
+        parts += ["--output-dir", shlex.quote(Path(output_dir).name or str(output_dir))]
+    parts += [shlex.quote(o) for o in public_options(options)]
     return " ".join(parts)
 
 
@@ -168,6 +219,7 @@ def prune_and_publish(
     command = command or default_command(
         source, revision=revision, criterion=criterion, params=params,
         train_data=getattr(finetune, "train_data", None), eval_data=getattr(finetune, "eval_data", None),
+        output_dir=output_dir,
     )
     plans = [make_plan(scores, keep=k, remove=remove, remove_ratio=remove_ratio) for k in keeps]
     repo_ids = [
@@ -198,7 +250,7 @@ def prune_and_publish(
             del variant
         if staging_only:
             if output_dir is None:
-                raise GardenerError("nothing was pushed and no output folder was given")
+                raise GardenerError("nothing was pushed (no Hub token) and no --output-dir was given, so nothing was kept")
             return published
         for item in published:
             item.url = push_variant(
@@ -209,7 +261,7 @@ def prune_and_publish(
 
 def _finetune(variant, source: str, settings, folder: Path, revision: str | None, token: str | None):
     """Finetune one variant in `folder-run/`: (finetuned model, card kwargs, plot files, is main process)."""
-    from ..training.finetune import finetune_variant, with_output_dir
+    from ..training.finetuning import finetune_variant, with_output_dir
 
     run_dir = folder.with_name(folder.name + "-run")
     result, training = finetune_variant(variant, source, with_output_dir(settings, run_dir), revision=revision, token=token)

@@ -1,12 +1,15 @@
 """Finetune and evaluate (pruned) VideoMAE classifiers with `transformers.Trainer`, under Accelerate.
 
-Modules: `finetune` (the training flow), `trainer` (the Trainer subclass and its defaults),
+Modules: `finetuning` (the training flow: `finetune`, `finetune_checkpoint`), `trainer` (the Trainer subclass and its defaults),
 `evaluate` (`evaluate_model`), `metrics` (top-k / per-class accuracy through a bundled `evaluate`
 module). Importing this package imports `transformers.Trainer`.
 """
 
+# Lived in gardener_hf.finetune (0.1), which is now this package: re-exported so old imports keep working.
+from ..checkpoint import load_classifier, load_processor  # noqa: F401
+from ..constants import CONFUSION_FILE, CURVE_FILE, EVAL_FILE, REPORT_FILE  # noqa: F401
 from .evaluate import evaluate_model
-from .finetune import (
+from .finetuning import (
     ClipConfig,
     FinetuneResult,
     FinetuneSettings,

@@ -15,7 +15,7 @@ from ..constants import CONFUSION_FILE, EVAL_FILE
 from ..data import VideoClassificationDataset, VideoTransform, collate_videos, eval_split, find_videos
 from ..errors import GardenerError
 from ..plotting import plot_confusion_matrix
-from .finetune import data_report, logits_of
+from .finetuning import data_report, logits_of
 from .metrics import classification_metrics
 from .trainer import VideoTrainer, default_workers
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..constants import METRIC_KEYS
+from ..plotting import plot_confusion_matrix, plot_training_curve  # noqa: F401  (lived here in gardener_hf 0.1)
 
 if TYPE_CHECKING:
     import evaluate
@@ -59,7 +60,7 @@ def load_metric() -> evaluate.EvaluationModule:
             if not script.is_file():
                 raise FileNotFoundError(
                     f"the metric script {script} is missing from the installed gardener_hf; reinstall the package "
-                    "(setup.cfg must list metric_modules/*/*.py as package data)."
+                    "(setup.cfg must list training/metric_modules/*/*.py as package data)."
                 )
             _metric = evaluate.load(str(METRIC_PATH), keep_in_memory=True)
             logger.debug("loaded metric %s from %s", _metric.name, METRIC_PATH)

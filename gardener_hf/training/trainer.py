@@ -134,6 +134,8 @@ def resolve_training_args(training_args: TrainingArguments, *, has_eval: bool, r
         `training_args` itself when nothing changes, else a copy with the changes.
     """
     changes: dict[str, Any] = {}
+    if training_args.hub_token and not training_args.push_to_hub:
+        changes["hub_token"] = None  # the Trainer pickles its arguments into every checkpoint; gardener pushes itself
     world = max(1, training_args.world_size)
     if training_args.dataloader_num_workers < 0:
         changes["dataloader_num_workers"] = default_workers(world)

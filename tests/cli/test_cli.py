@@ -93,7 +93,7 @@ def test_embedded_default_runs_offline(tmp_path):
     folder = tmp_path / "d" / "default_model-gardener-keep4"
     config = json.loads((folder / "config.json").read_text())
     assert config["num_hidden_layers"] == 4 and config["gardener"]["source_model"] == "gardener_hf/default_model"
-    assert "python scripts/push_pruned.py --keep 4" in (folder / "README.md").read_text()
+    assert "gardener push --keep 4 --criterion entropy" in (folder / "README.md").read_text()
 
 
 def _corrupt(tmp_path: Path, kind: str) -> Path:

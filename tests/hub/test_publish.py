@@ -63,3 +63,25 @@ def test_python_push_reaches_the_hub_in_one_commit(fake_hub, tiny_videomae_dir):
     assert len(repo["commits"]) == 1 and "config.json" in repo["branches"]["main"]
     assert result.stdout.startswith("tester/tiny-videomae-k2 http")
     assert TOKEN not in result.stdout + result.stderr
+
+
+def test_the_cards_reproduce_command_runs_as_written(fake_hub, tiny_videomae_dir, tmp_path):
+    import re
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    staged = prune_and_publish(str(tiny_videomae_dir), keep=[3], criterion="kurtosis", output_dir=tmp_path / "a",
+                               dry_run=True, progress=False)[0].staged
+    card = (staged.folder / "README.md").read_text()
+    (command,) = re.findall(r"```bash\n(.*)\n```", card)
+    assert command == "gardener push tiny-videomae --keep 3 --criterion kurtosis"
+    argv = shlex.split(command)
+    argv[0] = shutil.which("gardener", path=str(Path(sys.executable).parent)) or argv[0]
+    # run from the folder that holds the source, as the card says, with a login: it pushes the same variant
+    result = subprocess.run([*argv, "--repo-id", "tester/again"], capture_output=True, text=True, timeout=300,
+                            env=fake_hub.env(TOKEN), cwd=tiny_videomae_dir.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    arrived = fake_hub.repos["tester/again"]["branches"]["main"]
+    assert arrived["model.safetensors"] == (staged.folder / "model.safetensors").read_bytes()
+    assert arrived["config.json"] == (staged.folder / "config.json").read_bytes()

@@ -219,5 +219,6 @@ def test_studies_saved_before_the_rename_are_read_and_resumed(tmp_path):
     assert config.learning_rate == committed["lr"] and config.eval_clips == committed["val_clips"]
     assert config == st.StudyConfig()  # the committed study used the defaults
     assert _normalised(committed, tmp_path / "study_config.json") == st.StudyConfig().to_dict()
+    assert _normalised({**committed, "new_key": 1}, tmp_path / "c.json") != st.StudyConfig().to_dict()  # refused as changed
     with pytest.raises(GardenerError, match="does not hold a study configuration"):
         _normalised([1], tmp_path / "study_config.json")

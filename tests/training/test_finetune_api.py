@@ -13,7 +13,7 @@ from gardener_hf.constants import EMBEDDED_DEFAULT, EVAL_FILE, REPORT_FILE
 from gardener_hf.errors import GardenerError
 from gardener_hf.surgery import PruningRecord, prune_model
 from gardener_hf.training import ClipConfig, FinetuneSettings, build_datasets, default_training_args, finetune
-from gardener_hf.training.finetune import finetune_checkpoint
+from gardener_hf.training.finetuning import finetune_checkpoint
 
 
 def _args(output_dir, **kw):

@@ -81,12 +81,16 @@ class StudyConfig:
         data["removals"] = list(self.removals)
         return data
 
+    @staticmethod
+    def renamed(data: dict[str, Any]) -> dict[str, Any]:
+        """`data` with the keys of studies saved before the rename (`lr`, `val_clips`) in today's spelling."""
+        return {_LEGACY_KEYS.get(k, k): v for k, v in data.items()}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudyConfig:
         """Read a saved config back; keys of studies made before the rename (`lr`, `val_clips`) are accepted."""
         names = {f.name for f in fields(cls)}
-        data = {_LEGACY_KEYS.get(k, k): v for k, v in data.items()}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{k: v for k, v in cls.renamed(data).items() if k in names})
 
 
 def study_command(config: StudyConfig, output_dir: str | Path) -> str:

@@ -73,13 +73,10 @@ logger = logging.getLogger(__name__)
 
 
 def _normalised(previous: Any, path: Path) -> dict[str, Any]:
-    """A saved study_config.json in today's spelling (older studies wrote `lr`, `val_clips`)."""
+    """A saved study_config.json in today's spelling (older studies wrote `lr`, `val_clips`); nothing else changed."""
     if not isinstance(previous, dict):
         raise GardenerError(f"{path} does not hold a study configuration; use another --output-dir, or --overwrite")
-    try:
-        return StudyConfig.from_dict(previous).to_dict()
-    except (GardenerError, TypeError, ValueError) as err:
-        raise GardenerError(f"{path} holds an invalid study configuration ({err}); use another --output-dir, or --overwrite") from None
+    return StudyConfig.renamed(previous)
 
 
 def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, progress: bool = True) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ..checkpoint import copy_processor_files, load_classifier, load_processor, read_config, require_videomae
 from ..constants import CONFUSION_FILE, CURVE_FILE, EVAL_FILE, METRIC_KEYS, REPORT_FILE
-from ..data import SPLIT_NAMES, VideoClassificationDataset, VideoTransform, collate_videos, eval_split, find_videos
+from ..data import VideoClassificationDataset, VideoTransform, collate_videos, data_name, eval_split, find_videos
 from ..data.sampling import SAMPLING_MODES
 from ..errors import DataError, GardenerError
 from ..plotting import plot_confusion_matrix, plot_training_curve
@@ -159,15 +159,6 @@ def data_report(report) -> dict[str, Any]:
     return {"videos": report.total, "used": report.used, "skipped": [{"path": p, "reason": r} for p, r in report.skipped]}
 
 
-def data_name(source: Any) -> str:
-    """A short public name for a local dataset path: the folder name, with its parent for a split
-    folder ("ucf101/test", not "test"); never the full local path."""
-    path = Path(source)
-    if path.name.lower() in SPLIT_NAMES and path.parent.name:
-        return f"{path.parent.name}/{path.name}"
-    return path.name
-
-
 # --------------------------------------------------------------------------- training
 
 
@@ -273,7 +264,7 @@ def resume_checkpoint(output_dir: str | Path, resume: bool) -> str | None:
         return last
     if last is not None:
         raise GardenerError(
-            f"{output_dir} holds checkpoints of an earlier run; resume it (--resume) or choose another output folder"
+            f"{output_dir} holds checkpoints of an earlier run; pass --resume to continue it or choose another --output-dir"
         )
     return None
 
@@ -366,6 +357,7 @@ def finetune_variant(
     """
     record = PruningRecord.from_model(variant)
     args = settings.training_args
+    resume_checkpoint(args.output_dir, settings.resume)  # refuse before the folder below is touched
     # The variant is finetuned from a folder inside the run folder, written by the main process only:
     # once torch.distributed is up, transformers saves on rank 0 only, so a folder per process would
     # stay empty on the others. The other processes wait, then read the same folder.
