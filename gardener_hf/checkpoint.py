@@ -362,6 +362,21 @@ def load_model(
     return model
 
 
+def require_finite(model: nn.Module, model_id: str) -> None:
+    """Refuse a model with NaN or infinite weights: training or evaluating it would only give garbage.
+
+    Raises:
+        WeightsError: naming how many tensors are affected and the first of them.
+    """
+    bad = [name for name, tensor in model.state_dict().items()
+           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise WeightsError(
+            f"{public_name(model_id)} has non-finite weights (NaN or inf) in {len(bad)} tensor(s), e.g. {bad[0]}; "
+            "the checkpoint is corrupt or diverged: use another checkpoint or revision"
+        )
+
+
 def require_videomae(model_id: str, config_dict: dict[str, Any]) -> None:
     """Refuse a checkpoint that is not a VideoMAE (finetuning and evaluation support VideoMAE only)."""
     if config_dict.get("model_type") != "videomae":

@@ -108,10 +108,14 @@ def settings_from(model_args: ModelArguments, data_args: DataArguments, clips: A
 
     if model_args.recipe not in RECIPES:
         raise GardenerError(f"--recipe {model_args.recipe!r}: expected default or paper")
+    from ..training.finetuning import check_training_length
+
     try:
         clips.validate()
+        check_training_length(training_args)
     except GardenerError as err:
-        raise GardenerError(_common.with_flags(str(err), [f.name for f in fields(clips)])) from None
+        names = [f.name for f in fields(clips)] + ["max_steps", "num_train_epochs"]
+        raise GardenerError(_common.with_flags(str(err), names)) from None
     if not data_args.train_dir:
         raise GardenerError("--train-dir is required: a folder with one subfolder per class, or a CSV/JSON list")
     if not training_args.output_dir:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from transformers import TrainingArguments, VideoMAEForVideoClassification
 
-from ..checkpoint import load_processor, read_config
+from ..checkpoint import SafetensorsCheckpoint, load_processor, public_name, read_config, require_finite
 from ..constants import CONFUSION_FILE, EVAL_FILE
 from ..data import VideoClassificationDataset, VideoTransform, collate_videos, eval_split, find_videos
 from ..errors import GardenerError
@@ -18,6 +18,30 @@ from ..plotting import plot_confusion_matrix
 from .finetuning import data_report, logits_of
 from .metrics import classification_metrics
 from .trainer import VideoTrainer, default_workers
+
+
+def load_trained_classifier(model_id: str, *, revision: str | None = None, token: str | bool | None = None):
+    """A finetuned `VideoMAEForVideoClassification` with every weight from the checkpoint, all finite.
+
+    Raises:
+        GardenerError: no safetensors weights, a head (or any weight) missing from the checkpoint, or
+            non-finite weights.
+    """
+    SafetensorsCheckpoint.open(model_id, revision=revision, token=token)  # refuse pickle-only or broken weights clearly
+    try:
+        model, info = VideoMAEForVideoClassification.from_pretrained(
+            model_id, revision=revision, token=token, use_safetensors=True, output_loading_info=True
+        )
+    except (OSError, ValueError, RuntimeError) as err:
+        raise GardenerError(f"could not load {public_name(model_id)}: {str(err).splitlines()[0]}") from None
+    missing = sorted(info.get("missing_keys", []))
+    if missing:
+        raise GardenerError(
+            f"{public_name(model_id)} lacks {len(missing)} weight(s) of a classifier, e.g. {missing[0]}: it would be "
+            "evaluated with a random head. Finetune it first (gardener finetune)"
+        )
+    require_finite(model, model_id)
+    return model
 
 
 def evaluate_model(
@@ -55,7 +79,7 @@ def evaluate_model(
     config_dict = read_config(model_id, revision=revision, token=token)
     if "VideoMAEForVideoClassification" not in (config_dict.get("architectures") or []):
         raise GardenerError(f"{model_id} is not a VideoMAEForVideoClassification checkpoint (finetune it first)")
-    model = VideoMAEForVideoClassification.from_pretrained(model_id, revision=revision, token=token, use_safetensors=True)
+    model = load_trained_classifier(model_id, revision=revision, token=token)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     processor = load_processor(model_id, model.config, revision=revision, token=token)
     items, _, report = find_videos(data, labels=labels, strict=strict, progress=progress, split=eval_split(data))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,14 @@ from torch import nn
 from transformers import TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from ..checkpoint import copy_processor_files, load_classifier, load_processor, read_config, require_videomae
+from ..checkpoint import (
+    copy_processor_files,
+    load_classifier,
+    load_processor,
+    read_config,
+    require_finite,
+    require_videomae,
+)
 from ..constants import CONFUSION_FILE, CURVE_FILE, EVAL_FILE, METRIC_KEYS, REPORT_FILE
 from ..data import VideoClassificationDataset, VideoTransform, collate_videos, data_name, eval_split, find_videos
 from ..data.sampling import SAMPLING_MODES
@@ -167,6 +175,17 @@ def logits_of(predictions: Any) -> Any:
     return predictions[0] if isinstance(predictions, tuple) else predictions
 
 
+def check_training_length(training_args: TrainingArguments) -> None:
+    """Refuse arguments that would train for zero steps (transformers trains one step for max_steps=0).
+
+    Raises:
+        GardenerError: naming the argument.
+    """
+    if training_args.max_steps == 0 or (training_args.max_steps < 0 and not training_args.num_train_epochs > 0):
+        which = "max_steps" if training_args.max_steps == 0 else "num_train_epochs"
+        raise GardenerError(f"{which} {getattr(training_args, which)}: a finetune needs at least one step")
+
+
 class _EpochCallback(TrainerCallback):
     """Tell the dataset the epoch so each epoch draws new augmentations, reproducibly."""
 
@@ -216,6 +235,8 @@ def finetune(
         callbacks=[*(callbacks or []), _EpochCallback(train_set)],
     )
     train_output = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    if not math.isfinite(train_output.training_loss):
+        raise GardenerError(f"the mean training loss is {train_output.training_loss}; nothing was saved")
     metrics: dict[str, Any] = {}
     if eval_set is not None:
         prediction = trainer.predict(eval_set, metric_key_prefix="eval")
@@ -304,6 +325,7 @@ def finetune_checkpoint(
     if settings.recipe not in RECIPES:
         raise GardenerError(f"recipe {settings.recipe!r}: expected default or paper")
     settings.clips.validate()
+    check_training_length(training_args)
     progress = not training_args.disable_tqdm
     checkpoint = resume_checkpoint(training_args.output_dir, settings.resume)
     from transformers import VideoMAEConfig
@@ -318,6 +340,7 @@ def finetune_checkpoint(
     training_args = resolve_training_args(training_args, has_eval=eval_set is not None, recipe=settings.recipe)
     torch.manual_seed(training_args.seed)
     model = load_classifier(source, labels, revision=revision, token=token, mean_pooling=settings.mean_pooling)
+    require_finite(model, source)
     if keep is not None:
         if PruningRecord.from_model(model) is not None:
             logger.info("%s was pruned before; pruning it again composes the records", source)

@@ -69,6 +69,18 @@ class VideoTrainer(Trainer):
     kept the wrong biases.
     """
 
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        # Stop at the first non-finite loss: the Trainer would otherwise hide it from its logs
+        # (logging_nan_inf_filter), train on, and save garbage with a "train_loss" of 0.
+        result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
+        loss = result[0] if return_outputs else result
+        if not bool(torch.isfinite(loss.detach()).all()):
+            raise GardenerError(
+                f"the training loss became {float(loss.detach().float().mean())} at step {self.state.global_step}; "
+                "nothing was saved. Lower the learning rate, or check the weights and the data"
+            )
+        return result
+
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         if not self._plain_checkpoint(resume_from_checkpoint):
             return super()._load_from_checkpoint(resume_from_checkpoint, model=model)
