@@ -29,7 +29,8 @@ def atomic_folder(destination: str | Path, *, overwrite: bool = False) -> Iterat
     """
     destination = check_destination(destination, overwrite)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
+    remove_stale_partials(destination)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-{os.getpid()}-", dir=destination.parent))
     try:
         yield tmp
         _apply_umask(tmp)
@@ -39,6 +40,33 @@ def atomic_folder(destination: str | Path, *, overwrite: bool = False) -> Iterat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale_partials(destination: str | Path) -> list[Path]:
+    """Remove temporary folders that a killed run left beside `destination`; returns what was removed.
+
+    A temporary folder is named `.NAME.partial-PID-XXXX`: it is stale when process PID is gone (on this
+    machine). Folders of runs that are still going are left alone.
+    """
+    destination = Path(destination)
+    removed = []
+    for path in destination.parent.glob(f".{destination.name}.partial-*"):
+        pid = path.name[len(f".{destination.name}.partial-"):].split("-", 1)[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _apply_umask(root: Path) -> None:

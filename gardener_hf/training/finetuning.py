@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from ..checkpoint import (
     require_finite,
     require_videomae,
 )
-from ..constants import CONFUSION_FILE, CURVE_FILE, EVAL_FILE, METRIC_KEYS, REPORT_FILE
+from ..constants import CONFUSION_FILE, CURVE_FILE, EVAL_FILE, METRIC_KEYS, REPORT_FILE, SAFE_INDEX, SAFE_WEIGHTS
 from ..data import VideoClassificationDataset, VideoTransform, collate_videos, data_name, eval_split, find_videos
 from ..data.sampling import SAMPLING_MODES
 from ..errors import DataError, GardenerError
@@ -269,8 +270,21 @@ def finetune(
     return FinetuneResult(output_dir, trainer.model, metrics, report, list(trainer.state.log_history), main)
 
 
+def is_complete_checkpoint(folder: str | Path) -> bool:
+    """Whether a Trainer checkpoint was written to the end: the Trainer writes `trainer_state.json` last."""
+    folder = Path(folder)
+    try:
+        json.loads((folder / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return any((folder / name).is_file() for name in (SAFE_WEIGHTS, SAFE_INDEX))
+
+
 def resume_checkpoint(output_dir: str | Path, resume: bool) -> str | None:
     """The checkpoint to resume from, decided before any heavy work.
+
+    With `resume`, checkpoints that a kill or a full disk left half-written are removed (saying so)
+    and the newest complete one is used; with none, training starts from the beginning.
 
     Raises:
         GardenerError: `output_dir` holds checkpoints of an earlier run and `resume` is False.
@@ -278,8 +292,13 @@ def resume_checkpoint(output_dir: str | Path, resume: bool) -> str | None:
     output_dir = Path(output_dir)
     last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
     if resume:
+        while last is not None and not is_complete_checkpoint(last):
+            logger.warning("%s was not written to the end (the run was interrupted while saving it): removing it",
+                           Path(last).name)
+            shutil.rmtree(last)
+            last = get_last_checkpoint(str(output_dir))
         if last is None:
-            logger.info("resume: no checkpoint in %s, starting from the beginning", output_dir)
+            logger.info("resume: no complete checkpoint in %s, starting from the beginning", output_dir)
         else:
             logger.info("resuming from %s", last)
         return last
