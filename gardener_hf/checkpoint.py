@@ -145,8 +145,9 @@ def resolve_file(
         RevisionNotFoundError,
     )
 
+    offline = not hub_reachable()
     try:
-        return Path(hf_hub_download(model_id, filename, revision=revision, token=token))
+        return Path(hf_hub_download(model_id, filename, revision=revision, token=token, local_files_only=offline))
     except GatedRepoError:
         raise GardenerError(f"{model_id} is gated: accept its terms on the Hub and log in (hf auth login)") from None
     except RepositoryNotFoundError:
@@ -155,15 +156,64 @@ def resolve_file(
         ) from None
     except RevisionNotFoundError:
         raise GardenerError(f"revision {revision!r} not found in {model_id}") from None
+    except LocalEntryNotFoundError:  # before EntryNotFoundError: in huggingface_hub 2.x it is a subclass of it
+        if not required:  # an optional file that cannot be had now (not cached, no network)
+            return None
+        raise GardenerError(
+            f"cannot download {filename} of {model_id}: {hub_unreachable_reason()}, and the file is not in the "
+            "local cache. Check the network (or HF_ENDPOINT); with HF_HUB_OFFLINE=1 only the cache is used"
+        ) from None
     except EntryNotFoundError:
         if required:
             raise WeightsError(f"{filename} not found in {model_id} at revision {revision or 'main'}") from None
         return None
-    except LocalEntryNotFoundError:
-        raise GardenerError(
-            f"could not download {filename} from {model_id}: the Hub is unreachable and the file is not in the "
-            "local cache (check the network, HF_ENDPOINT, or HF_HUB_OFFLINE)"
-        ) from None
+
+
+def offline_kwargs(model_id: str) -> dict[str, Any]:
+    """`{"local_files_only": True}` for a Hub id while the Hub cannot be reached: `from_pretrained` then reads
+    the cache at once instead of retrying the network for half a minute."""
+    return {} if is_local(model_id) or hub_reachable() else {"local_files_only": True}
+
+
+_REACHABLE: dict[str, str | None] = {}  # endpoint -> why it cannot be reached (None: reachable)
+
+
+def hub_unreachable_reason() -> str:
+    """Why the Hub cannot be reached, in words (after `hub_reachable()` said False)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    return f"the Hub at {constants.ENDPOINT} cannot be reached ({_REACHABLE.get(constants.ENDPOINT) or 'no answer'})"
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub endpoint answers a TCP connection within `timeout` seconds (checked once per process).
+
+    huggingface_hub retries a dead network for about 25 seconds and then reports a missing file; this
+    check takes at most `timeout` and lets callers fall back to the local cache or say the real cause.
+    Behind a proxy (HTTPS_PROXY, ...) the check is skipped and the Hub is assumed reachable.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = constants.ENDPOINT
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    if endpoint not in _REACHABLE:
+        url = urlparse(endpoint)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            socket.create_connection((url.hostname, port), timeout=timeout).close()
+            _REACHABLE[endpoint] = None
+        except OSError as err:
+            _REACHABLE[endpoint] = err.strerror or type(err).__name__
+            logger.info("the Hub at %s cannot be reached (%s): using the local cache only", endpoint, _REACHABLE[endpoint])
+    return _REACHABLE[endpoint] is None
 
 
 def read_config(model_id: str, *, revision: str | None = None, token: str | bool | None = None) -> dict[str, Any]:
@@ -352,7 +402,8 @@ def load_model(
     SafetensorsCheckpoint.open(model_id, revision=revision, token=token)
     try:
         model, info = cls.from_pretrained(
-            model_id, revision=revision, token=token, use_safetensors=True, dtype=dtype, output_loading_info=True
+            model_id, revision=revision, token=token, use_safetensors=True, dtype=dtype, output_loading_info=True,
+            **offline_kwargs(model_id),
         )
     except (OSError, ValueError, RuntimeError) as err:
         raise GardenerError(f"could not load {model_id}: {str(err).splitlines()[0]}") from None
@@ -425,6 +476,7 @@ def load_classifier(
             dtype=torch.float32,
             ignore_mismatched_sizes=True,
             output_loading_info=True,
+            **offline_kwargs(model_id),
         )
     except (OSError, ValueError, RuntimeError) as err:
         raise GardenerError(f"could not load {model_id}: {str(err).splitlines()[0]}") from None
@@ -444,7 +496,7 @@ def load_processor(model_id: str, config: Any, *, revision: str | None = None, t
     from transformers import VideoMAEImageProcessor
 
     if resolve_file(model_id, PROCESSOR_FILES[0], revision=revision, token=token, required=False):
-        processor = VideoMAEImageProcessor.from_pretrained(model_id, revision=revision, token=token)
+        processor = VideoMAEImageProcessor.from_pretrained(model_id, revision=revision, token=token, **offline_kwargs(model_id))
     else:
         logger.warning("%s has no preprocessor_config.json: using VideoMAE's defaults at %dpx", model_id, config.image_size)
         processor = VideoMAEImageProcessor(

@@ -138,6 +138,7 @@ class FakeHub:
         requests:  [Request(method, path_with_query, headers_without_secrets)]
         lfs_uploads: [{"repo_id", "oid", "size", "parts", "authorization_sent"}], one per stored LFS object
         errors:    tracebacks of unexpected handler failures (answered with 400; should stay empty)
+        fail:      set by a test: {step: status or "drop"} makes that step of a push fail (`STEPS`)
     """
 
     def __init__(
@@ -158,6 +159,8 @@ class FakeHub:
         self.requests: list[Request] = []
         self.lfs_uploads: list[dict] = []
         self.errors: list[str] = []
+        self.fail: dict[str, int | str] = {}  # step -> HTTP status to answer, or "drop" (see STEPS)
+        self.failed: list[str] = []  # steps that were made to fail, in order
         self.lock = threading.RLock()
         self._pending: dict[tuple[str, str], dict] = {}  # (repo_id, oid) -> {"nonce", "size", "parts"}
         self._counter = 0
@@ -165,6 +168,26 @@ class FakeHub:
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
         self.endpoint = ""
+
+    #: the steps of a push, as `fail` names them
+    STEPS = ("whoami", "create_repo", "preupload", "lfs_batch", "storage", "commit")
+
+    def step_of(self, method: str, raw_path: str) -> str | None:
+        """Which step of a push a request belongs to (see `fail`), or None."""
+        path = urlsplit(raw_path).path
+        if path.startswith("/api/whoami"):
+            return "whoami"
+        if method == "POST" and path == "/api/repos/create":
+            return "create_repo"
+        if method == "POST" and "/preupload/" in path:
+            return "preupload"
+        if method == "POST" and path.endswith("/info/lfs/objects/batch"):
+            return "lfs_batch"
+        if method == "PUT" and path.startswith("/fake-lfs/"):
+            return "storage"
+        if method == "POST" and "/commit/" in path:
+            return "commit"
+        return None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeHub:
@@ -695,6 +718,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             hub.requests.append(Request(self.command, self.path, recorded))
         try:
             body = self._read_body()
+            step = hub.step_of(self.command, self.path)
+            if step is not None and step in hub.fail:
+                mode = hub.fail[step]
+                with hub.lock:
+                    hub.failed.append(step)
+                if mode == "drop":  # the connection dies mid-request: no answer at all
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                raise _HttpError(int(mode), f"FakeHub was told to fail at {step}")
             with hub.lock:
                 response = hub._handle(self.command, self.path, headers, body)
         except _HttpError as err:

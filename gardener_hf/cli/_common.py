@@ -6,8 +6,10 @@ This is the only place in the package that configures logging: library modules o
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -17,33 +19,93 @@ from ..errors import GardenerError
 
 logger = logging.getLogger("gardener_hf.cli")
 
-#: exit status of every expected failure (bad input, missing files, ...): one `error:` line on stderr
+#: exit status of every expected failure (bad input, missing files, the Hub, the disk): one `error:` line
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+#: set to 1 to see the traceback of an expected failure (for bug reports)
+DEBUG_ENV = "GARDENER_DEBUG"
+
+_OS_HINTS = {
+    errno.ENOSPC: "no space left on the device: free some space or write somewhere else",
+    errno.EDQUOT: "disk quota exceeded: free some space or write somewhere else",
+    errno.EACCES: "permission denied: choose a folder you can write to",
+    errno.EPERM: "operation not permitted: choose a folder you can write to",
+    errno.EROFS: "read-only file system: write somewhere else",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.EEXIST: "it already exists",
+    errno.ENOENT: "no such file or folder",
+}
 
 
 def setup_logging(quiet: bool = False, *, fmt: str = "%(message)s") -> None:
     """Log gardener_hf's messages to stderr (warnings only when `quiet`, which also hides progress bars)."""
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format=fmt)
+    # huggingface_hub logs through a handler of its own: without this its retry lines print twice.
+    logging.getLogger("huggingface_hub").propagate = False
     if quiet:
         import transformers
         from huggingface_hub.utils import disable_progress_bars
 
+        from huggingface_hub.utils import logging as hub_logging
+
         transformers.utils.logging.disable_progress_bar()
         transformers.utils.logging.set_verbosity_error()
         disable_progress_bars()
+        hub_logging.set_verbosity_error()  # "Retrying in 8s" and the like
+
+
+def describe_error(err: BaseException) -> str | None:
+    """One line naming the cause (and the fix) of an expected failure, or None for a bug."""
+    if isinstance(err, GardenerError):
+        return str(err)
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(err, HfHubHTTPError):
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        return f"the Hub answered {status or 'with an error'}: {_first_line(err)}"
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        hint = _OS_HINTS.get(err.errno or -1)
+        if hint:
+            return f"{where}{hint}"
+        if err.errno is None and _is_network_error(err):
+            return f"lost the connection to the Hub ({_first_line(err)}); check the network and run the command again"
+        return f"{where}{err.strerror or _first_line(err)}"
+    if _is_network_error(err):
+        return f"lost the connection to the Hub ({_first_line(err)}); check the network and run the command again"
+    if isinstance(err, UnicodeDecodeError):
+        return f"a text file is not UTF-8 ({err.reason} at byte {err.start}); save it as UTF-8"
+    return None
+
+
+def _is_network_error(err: BaseException) -> bool:
+    return type(err).__module__.split(".")[0] in ("httpx", "httpcore", "httpx2", "requests", "urllib3") or isinstance(
+        err, (ConnectionError, TimeoutError)
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def run_guarded(fn: Callable[[], int], *, interrupted: str = "interrupted") -> int:
-    """Run a command: an expected failure is one `error:` line and exit status 2, Ctrl-C is 130."""
+    """Run a command: an expected failure is one `error:` line and exit status 2, Ctrl-C is 130.
+
+    With `GARDENER_DEBUG=1` the traceback of an expected failure is shown too (for bug reports).
+    """
     try:
         return fn()
-    except GardenerError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as err:
+        message = describe_error(err)
+        if message is None or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def with_flags(message: str, names: Any, flags: dict[str, str] | None = None) -> str:

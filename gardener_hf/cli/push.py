@@ -155,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"staged {item.staged.repo_id} in {item.staged.folder}")
         else:
             print(f"pushed {item.staged.repo_id}: {item.url}")
+    if published and not args.dry_run and any(item.url is None for item in published):
+        raise GardenerError("nothing was pushed: no Hub token. Log in with `hf auth login` (or set HF_TOKEN) and run "
+                            "the same command again, or pass --dry-run to stage only")
     return 0
 
 

@@ -12,6 +12,7 @@ import copy
 import logging
 import os
 import shlex
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -209,6 +210,8 @@ def prune_and_publish(
     if "{namespace}" in template and not staging_only:
         namespace = hub_namespace(token)
     format_repo_id(template, namespace=namespace, source=source_id, keep=1, criterion=criterion)
+    if create_pr and push_revision and push_revision != "main":
+        raise GardenerError("a pull request is opened against main: --create-pr cannot be combined with --revision")
     if finetune is not None and output_dir is None:
         raise GardenerError("finetuning needs an output folder (--output-dir): training runs and checkpoints are kept there")
 
@@ -253,10 +256,27 @@ def prune_and_publish(
                 raise GardenerError("nothing was pushed (no Hub token) and no --output-dir was given, so nothing was kept")
             return published
         for item in published:
-            item.url = push_variant(
-                item.staged, token=token, private=private, revision=push_revision, create_pr=create_pr
-            )
+            try:
+                item.url = push_variant(
+                    item.staged, token=token, private=private, revision=push_revision, create_pr=create_pr
+                )
+            except GardenerError as err:
+                if output_dir is None:  # keep what was staged: move it out of the temporary folder
+                    item.staged.folder = _keep(item.staged.folder, Path.cwd())
+                raise GardenerError(
+                    f"{err}. Nothing of it reached the Hub (one commit per variant). The staged variant is kept in "
+                    f"{item.staged.folder}; upload it with: hf upload {item.staged.repo_id} {item.staged.folder} ."
+                ) from None
     return published
+
+
+def _keep(folder: Path, where: Path) -> Path:
+    """Move a staged folder out of a temporary folder into `where`, under a name that is free."""
+    target, n = where / folder.name, 1
+    while target.exists():
+        target, n = where / f"{folder.name}-{n}", n + 1
+    shutil.move(str(folder), target)
+    return target
 
 
 def _finetune(variant, source: str, settings, folder: Path, revision: str | None, token: str | None):

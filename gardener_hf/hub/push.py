@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from .._io import atomic_folder
-from ..checkpoint import copy_processor_files, validate_repo_id
+from ..checkpoint import copy_processor_files, hub_reachable, hub_unreachable_reason, validate_repo_id
 from ..constants import CARD_FILE, PLOT_FILE
 from ..errors import GardenerError
 from ..plotting import plot_block_scores
@@ -108,8 +108,11 @@ def push_variant(
         The URL of the commit (or of the pull request when `create_pr`).
     """
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
+    if create_pr and revision and revision != "main":
+        raise GardenerError("a pull request is opened against main: --create-pr cannot be combined with --revision")
+    if not hub_reachable():
+        raise GardenerError(f"push to {staged.repo_id} failed: {hub_unreachable_reason()}")
     api = HfApi(token=token)
     message = commit_message or f"Upload {staged.repo_id.split('/')[-1]} (gardener_hf, keep {staged.keep} blocks)"
     try:
@@ -124,19 +127,37 @@ def push_variant(
             create_pr=create_pr,
             commit_message=message,
         )
-    except HfHubHTTPError as err:
+    except Exception as err:  # HTTP statuses, a dropped connection, a timeout: upload_folder is one commit
+        if not _hub_failure(err):
+            raise
         raise GardenerError(f"push to {staged.repo_id} failed: {_first_line(err)}") from None
     return str(getattr(info, "pr_url", None) or getattr(info, "commit_url", None) or info)
+
+
+def _hub_failure(err: BaseException) -> bool:
+    """An error of talking to the Hub (HTTP status, connection, timeout), not a bug."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    module = type(err).__module__.split(".")[0]
+    # RuntimeError: huggingface_hub's "Error while uploading 'x' to the Hub" after an LFS upload gave up
+    return isinstance(err, (HfHubHTTPError, OSError, ValueError, RuntimeError)) or module in (
+        "httpx", "httpcore", "httpx2", "requests")
 
 
 def hub_namespace(token: str) -> str:
     """The user name the token belongs to (the default namespace of pushed repos)."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
+    if not hub_reachable():
+        raise GardenerError(
+            f"cannot look up the Hub user of this token: {hub_unreachable_reason()}. Give the target with "
+            "--repo-id NAMESPACE/NAME (it is checked before anything is staged), or stage only with --dry-run"
+        )
     try:
         return HfApi(token=token).whoami()["name"]
-    except (HfHubHTTPError, OSError) as err:
+    except Exception as err:
+        if not _hub_failure(err):
+            raise
         raise GardenerError(f"could not identify the Hub user for this token: {_first_line(err)}") from None
 
 

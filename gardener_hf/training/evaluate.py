@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from transformers import TrainingArguments, VideoMAEForVideoClassification
 
-from ..checkpoint import SafetensorsCheckpoint, load_processor, public_name, read_config, require_finite
+from ..checkpoint import SafetensorsCheckpoint, load_processor, offline_kwargs, public_name, read_config, require_finite
 from ..constants import CONFUSION_FILE, EVAL_FILE
 from ..data import VideoClassificationDataset, VideoTransform, collate_videos, eval_split, find_videos
 from ..errors import GardenerError
@@ -30,7 +30,8 @@ def load_trained_classifier(model_id: str, *, revision: str | None = None, token
     SafetensorsCheckpoint.open(model_id, revision=revision, token=token)  # refuse pickle-only or broken weights clearly
     try:
         model, info = VideoMAEForVideoClassification.from_pretrained(
-            model_id, revision=revision, token=token, use_safetensors=True, output_loading_info=True
+            model_id, revision=revision, token=token, use_safetensors=True, output_loading_info=True,
+            **offline_kwargs(model_id),
         )
     except (OSError, ValueError, RuntimeError) as err:
         raise GardenerError(f"could not load {public_name(model_id)}: {str(err).splitlines()[0]}") from None
