@@ -54,8 +54,8 @@ def _hub_id_problem(text: str) -> str | None:
 
 
 def is_hub_id(source: str | None) -> bool:
-    """True for a well-formed `namespace/name` Hub repo id that is not also a local path."""
-    return bool(source) and not Path(source).exists() and _hub_id_problem(source) is None
+    """True for a well-formed `namespace/name` Hub repo id that is not also a local path (nor the embedded default)."""
+    return bool(source) and source != EMBEDDED_NAME and not Path(source).exists() and _hub_id_problem(source) is None
 
 
 def public_name(source: str | os.PathLike[str] | None) -> str | None:

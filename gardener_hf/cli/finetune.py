@@ -27,6 +27,8 @@ HELP = "finetune a (pruned) VideoMAE on video files with transformers.Trainer"
 class ModelArguments:
     """What to finetune."""
 
+    _argument_group_name = "gardener: the model"
+
     model: str | None = field(
         default=None, metadata={"help": "Hub repo id or folder (a pruned model, or any base with --keep); default: the embedded model"}
     )
@@ -49,26 +51,40 @@ class ModelArguments:
 class DataArguments:
     """Where the videos are; how clips are cut from them is `ClipConfig`'s (the fields that follow)."""
 
+    _argument_group_name = "gardener: the data"
+
     train_dir: str | None = field(
         default=None, metadata={"help": "training videos: a folder with one subfolder per class, or a CSV/JSON list of (path, label)"}
     )
     eval_dir: str | None = field(default=None, metadata={"help": "evaluation videos, same forms as --train-dir"})
 
 
-def _clip_config_class():
+def _option_classes():
+    """`ClipConfig` and `TrainingArguments` under the headings `--help` shows them with (gardener's first)."""
+    from dataclasses import make_dataclass
+
+    from transformers import TrainingArguments
+
     from ..training.finetuning import ClipConfig
 
-    return ClipConfig
+    clips = make_dataclass("ClipOptions", [], bases=(ClipConfig,), namespace={"_argument_group_name": "gardener: clips"})
+    trainer = make_dataclass("TrainerOptions", [], bases=(TrainingArguments,),
+                             namespace={"_argument_group_name": "transformers.TrainingArguments (every option works)"})
+    return clips, trainer
 
 
 def build_parser(defaults: dict[str, Any] | None = None, prog: str = "gardener finetune"):
     """`HfArgumentParser` over (ModelArguments, DataArguments, ClipConfig, TrainingArguments) with our defaults."""
     import torch
-    from transformers import HfArgumentParser, TrainingArguments
+    from transformers import HfArgumentParser
 
     from ..training.trainer import TRAINER_DEFAULTS
 
-    parser = HfArgumentParser((ModelArguments, DataArguments, _clip_config_class(), TrainingArguments), prog=prog)
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, *_option_classes()), prog=prog,
+        usage=f"{prog} [MODEL] --train-dir DATA --output-dir DIR [--eval-dir DATA] [--keep K] [options]",
+        description="Finetune a (pruned) VideoMAE on video files with transformers.Trainer.",
+    )
     launched = {}
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         # Several processes (accelerate launch / torchrun) and no GPU: join them over gloo on the CPU.
@@ -88,8 +104,20 @@ def parse_finetune_args(argv: Sequence[str] | None = None, prog: str = "gardener
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-"):
         argv = ["--model", argv[0], *argv[1:]]
+    if not {"-h", "--help"} & set(argv) and not any(a.split("=", 1)[0] in ("--output-dir", "--output_dir") for a in argv):
+        # the Trainer would write into ./trainer_output
+        raise GardenerError("--output-dir is required: the model, its reports and the checkpoints go there")
     defaults = dict(PAPER_RECIPE) if _recipe(argv) == "paper" else {}
-    return tuple(build_parser(defaults, prog).parse_args_into_dataclasses(args=argv))
+    model_args, data_args, clips, trainer = build_parser(defaults, prog).parse_args_into_dataclasses(args=argv)
+    # back to the library's own classes: the option classes exist only for --help's headings, and the
+    # Trainer pickles its arguments into checkpoints, which needs an importable class
+    from transformers import TrainingArguments
+
+    from ..training.finetuning import ClipConfig
+
+    clips = ClipConfig(**{f.name: getattr(clips, f.name) for f in fields(ClipConfig)})
+    trainer = TrainingArguments(**{f.name: getattr(trainer, f.name) for f in fields(TrainingArguments) if f.init})
+    return model_args, data_args, clips, trainer
 
 
 def _recipe(argv: Sequence[str]) -> str:

@@ -127,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         raise GardenerError("--train-dir needs --output-dir (training runs and checkpoints are kept there)")
     if args.dry_run and not args.output_dir:
         raise GardenerError("--dry-run stages variants on disk only: give --output-dir DIR")
+    if args.keep is not None and len(set(args.keep)) != len(args.keep):
+        raise GardenerError(f"--keep {' '.join(map(str, args.keep))}: a value is given twice (one variant per distinct value)")
     if args.keep is not None and len(set(args.keep)) > 1 and "{keep}" not in (args.repo_id or "{keep}"):
         raise GardenerError("several --keep values need a --repo-id template containing {keep}")
     published = prune_and_publish(

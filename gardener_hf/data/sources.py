@@ -65,6 +65,8 @@ class DataReport:
 
     total: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: set by training.check_clip_length: how many checked videos are shorter than a clip spans
+    clip_check: dict[str, Any] | None = None
 
     @property
     def used(self) -> int:

@@ -64,12 +64,15 @@ def build_card(
     source_revision: str | None = None,
     license: str | None = None,
     training: dict[str, Any] | None = None,
+    load_id: str | None = None,
 ) -> ModelCard:
     """Render the model card of a pruned model.
 
     Args:
         model: the pruned model (its `config.gardener` record drives the card).
-        repo_id: where it will live (used in the loading snippet).
+        repo_id: where it will live.
+        load_id: what the loading snippet loads (default `repo_id`); the staged folder's name when the
+            target repo is not known yet (a dry run without a namespace).
         command: the exact command that reproduces this variant.
         source_revision: revision of the source model, shown in the metadata when given.
         license: license to declare (usually the source's).
@@ -121,6 +124,8 @@ def build_card(
     return GardenerModelCard.from_template(
         data,
         repo_id=repo_id,
+        load_id=load_id or repo_id,
+        load_is_folder=load_id is not None and load_id != repo_id,
         repo_name=repo_id.split("/")[-1],
         source_name=f"[{source}](https://huggingface.co/{source})" if source_is_hub else f"`{source}`",
         source_is_hub=source_is_hub,
@@ -152,7 +157,8 @@ def _eval_results(training: dict[str, Any] | None, *, pipeline_tag: str | None) 
     metrics = (training or {}).get("metrics")
     if not metrics:
         return None
-    name = training.get("eval_data") or "evaluation set"
+    name = training.get("eval_dataset") or training.get("eval_data") or "evaluation set"
+    split = training.get("eval_split") or "validation"
     results = []
     for key, metric_type, metric_name in (("top1", "accuracy", "top-1 accuracy"), ("top5", "top_5_accuracy", "top-5 accuracy")):
         if metrics.get(key) is None:
@@ -162,7 +168,7 @@ def _eval_results(training: dict[str, Any] | None, *, pipeline_tag: str | None) 
                 task_type=pipeline_tag or "video-classification",
                 dataset_type=name,
                 dataset_name=name,
-                dataset_split="validation",
+                dataset_split=split,
                 metric_type=metric_type,
                 metric_name=metric_name,
                 metric_value=round(100 * metrics[key], 2),

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import check_destination
-from ..checkpoint import load_model, public_name, validate_model_id
+from ..checkpoint import load_model, public_name, read_config, validate_model_id
 from ..constants import EMBEDDED_DEFAULT, EMBEDDED_NAME
 from ..data import data_name
 from ..errors import GardenerError
@@ -192,7 +192,9 @@ def prune_and_publish(
         logger.info("no model given: using the embedded default %s", EMBEDDED_NAME)
     if dry_run and output_dir is None:
         raise GardenerError("a dry run stages variants on disk only: give an output folder (--output-dir DIR)")
-    keeps: list[int | None] = list(dict.fromkeys(keep)) if keep is not None else [None]
+    if keep is not None and len(set(keep)) != len(keep):
+        raise GardenerError(f"keep {list(keep)}: a value is given twice (one variant per distinct value)")
+    keeps: list[int | None] = list(keep) if keep is not None else [None]
     template = repo_id or DEFAULT_REPO_TEMPLATE
     if len(keeps) > 1 and "{keep}" not in template:
         raise GardenerError("several keep values need a repo id template containing {keep}")
@@ -210,11 +212,19 @@ def prune_and_publish(
     if "{namespace}" in template and not staging_only:
         namespace = hub_namespace(token)
     format_repo_id(template, namespace=namespace, source=source_id, keep=1, criterion=criterion)
+    # without a login and a {namespace} template, the repo ids name no real repo: cards load the folder
+    target_known = "{namespace}" not in template or namespace != LOCAL_NAMESPACE
     if create_pr and push_revision and push_revision != "main":
         raise GardenerError("a pull request is opened against main: --create-pr cannot be combined with --revision")
     if finetune is not None and output_dir is None:
         raise GardenerError("finetuning needs an output folder (--output-dir): training runs and checkpoints are kept there")
 
+    root = Path(output_dir) if output_dir is not None else None
+    if root is not None:  # refuse an existing variant before anything is loaded or scored
+        num_blocks = read_config(source_id, revision=revision, token=token).get("num_hidden_layers")
+        for kept in _kept_counts(keeps, remove, remove_ratio, num_blocks):
+            rid = format_repo_id(template, namespace=namespace, source=source_id, keep=kept, criterion=criterion)
+            check_destination(root / rid.split("/")[-1], overwrite)
     model = load_model(source_id, revision=revision, token=token, model_class=model_class)
     scores = score_model(model, criterion, progress=progress, **params)
     scores.source = source or EMBEDDED_NAME
@@ -247,6 +257,7 @@ def prune_and_publish(
                 command=command.replace("{plan}", plan_flag(plan, keep=keep, remove=remove, remove_ratio=remove_ratio)),
                 revision=revision, token=token, license=license, overwrite=overwrite,
                 card_kwargs=card_kwargs, extra_files=extra_files,
+                load_id=None if target_known else folder.name,
             )
             logger.info("%s: %s", rid, plan.describe())
             published.append(PublishedVariant(staged, plan))
@@ -268,6 +279,17 @@ def prune_and_publish(
                     f"{item.staged.folder}; upload it with: hf upload {item.staged.repo_id} {item.staged.folder} ."
                 ) from None
     return published
+
+
+def _kept_counts(keeps, remove, remove_ratio, num_blocks) -> list[int]:
+    """How many blocks each variant keeps, known before scoring (make_plan checks the values later)."""
+    if remove is not None or remove_ratio is not None:
+        if not isinstance(num_blocks, int):
+            return []
+        if remove is not None:
+            return [num_blocks - len(set(remove))]
+        return [max(num_blocks - round(remove_ratio * num_blocks), 1)] if isinstance(remove_ratio, (int, float)) else []
+    return [k for k in keeps if isinstance(k, int)]
 
 
 def _keep(folder: Path, where: Path) -> Path:

@@ -63,6 +63,7 @@ def stage_variant(
     overwrite: bool = False,
     card_kwargs: dict[str, Any] | None = None,
     extra_files: dict[str, str | Path] | None = None,
+    load_id: str | None = None,
 ) -> StagedVariant:
     """Write weights, config, pruning record, processor files, plot and card; move into place at the end.
 
@@ -77,6 +78,7 @@ def stage_variant(
         overwrite: replace an existing destination.
         card_kwargs: extra arguments for `build_card` (e.g. `training`).
         extra_files: files to stage beside the card, {name in the repo: path} (e.g. training plots).
+        load_id: what the card's loading snippet loads, when not `repo_id` (see `build_card`).
 
     Returns:
         The `StagedVariant`.
@@ -86,7 +88,8 @@ def stage_variant(
         copy_processor_files(source, tmp, revision=revision, token=token)
         record = PruningRecord.from_model(model)
         plot_block_scores(record, tmp / PLOT_FILE)
-        card = build_card(model, repo_id=repo_id, command=command, license=license, **(card_kwargs or {}))
+        card = build_card(model, repo_id=repo_id, command=command, license=license, load_id=load_id,
+                          **(card_kwargs or {}))
         card.save(tmp / CARD_FILE)
         for name, path in (extra_files or {}).items():
             shutil.copyfile(path, tmp / name)

@@ -434,6 +434,8 @@ def save_outputs(model: VideoMAEForPreTraining, log: dict, output_dir: Path) -> 
 
     size = model.config.image_size
     with atomic_folder(output_dir, overwrite=True) as tmp:
+        if (output_dir / "README.md").is_file():  # a model card written by hand (the embedded default's) stays
+            (tmp / "README.md").write_bytes((output_dir / "README.md").read_bytes())
         model.save_pretrained(tmp)
         VideoMAEImageProcessor(
             size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_center_crop=True,

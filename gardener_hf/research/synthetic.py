@@ -611,7 +611,7 @@ def make_digit_dataset(
     *,
     task: str = "direction",
     videos_per_class: int = 8,
-    num_frames: int = 16,
+    num_frames: int = 64,
     size: int = 32,
     seed: int = 0,
     subset: str = "all",
@@ -630,8 +630,9 @@ def make_digit_dataset(
         root: output folder (created if needed).
         task: `"direction"` (left/right/up/down) or `"moving-digit"` (zero..nine).
         videos_per_class: clips per class.
-        num_frames: frames per video. The finetuning reader takes `model frames x --frame-stride`
-            frames from the start, so write at least that many (or finetune with `--frame-stride 1`).
+        num_frames: frames per video. A finetuning clip spans `model frames x frame stride` frames
+            (16 x 4 = 64 for the embedded default with the default stride), hence the default;
+            shorter videos repeat their last frame (finetuning warns), or finetune with `--frame-stride 1`.
         size: frame side in pixels (even, for the libx264 suffixes).
         seed: base seed.
         subset: digit images to draw from (`"all"`, `"train"`, `"test"`).

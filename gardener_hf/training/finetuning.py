@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,16 @@ from ..checkpoint import (
     require_videomae,
 )
 from ..constants import CONFUSION_FILE, CURVE_FILE, EVAL_FILE, METRIC_KEYS, REPORT_FILE, SAFE_INDEX, SAFE_WEIGHTS
-from ..data import VideoClassificationDataset, VideoTransform, collate_videos, data_name, eval_split, find_videos
+from ..data import (
+    SPLIT_NAMES,
+    VideoClassificationDataset,
+    VideoTransform,
+    collate_videos,
+    count_frames,
+    data_name,
+    eval_split,
+    find_videos,
+)
 from ..data.sampling import SAMPLING_MODES
 from ..errors import DataError, GardenerError
 from ..plotting import plot_confusion_matrix, plot_training_curve
@@ -150,7 +160,36 @@ def build_datasets(
             num_clips=clips.eval_clips,
             **common,
         )
-    return train, evaluation, labels, {"train": train_report, "eval": eval_report}
+    reports = {"train": train_report, "eval": eval_report}
+    for name, dataset in (("train", train), ("eval", evaluation)):
+        if dataset is not None:
+            reports[name].clip_check = check_clip_length(dataset, name)
+    return train, evaluation, labels, reports
+
+
+def check_clip_length(dataset: VideoClassificationDataset, name: str, *, sample: int = 8) -> dict[str, Any]:
+    """Warn when videos are shorter than a clip spans: their last frame would be repeated to fill the clip.
+
+    Counts the frames of up to `sample` videos (evenly spread) and returns what it found, for the report.
+    """
+    needed = dataset.num_frames if dataset.sampling == "uniform" else dataset.num_frames * dataset.stride
+    items = dataset.items
+    picked = items[:: max(1, len(items) // sample)][:sample]
+    counts = []
+    for item in picked:
+        try:
+            counts.append(count_frames(item.path))
+        except DataError:  # unreadable files are reported by the dataset itself
+            continue
+    short = [c for c in counts if c < needed]
+    if short:
+        logger.warning(
+            "%d of %d %s videos checked have fewer frames (fewest: %d) than a clip spans (%d frames x stride %d = %d): "
+            "their last frame is repeated to fill the clip. Lower the frame stride or use longer videos",
+            len(short), len(counts), name, min(short), dataset.num_frames, dataset.stride, needed,
+        )
+    return {"checked": len(counts), "shorter_than_clip": len(short), "frames_per_clip": needed,
+            "fewest_frames": min(counts) if counts else None}
 
 
 def _hflip(setting: str, labels: Sequence[str]) -> bool:
@@ -164,8 +203,11 @@ def _hflip(setting: str, labels: Sequence[str]) -> bool:
 
 
 def data_report(report) -> dict[str, Any]:
-    """A `DataReport` as the JSON the reports hold."""
-    return {"videos": report.total, "used": report.used, "skipped": [{"path": p, "reason": r} for p, r in report.skipped]}
+    """A `DataReport` as the JSON the reports hold (with the clip-length check when one was made)."""
+    out = {"videos": report.total, "used": report.used, "skipped": [{"path": p, "reason": r} for p, r in report.skipped]}
+    if getattr(report, "clip_check", None) is not None:
+        out["clip_check"] = report.clip_check
+    return out
 
 
 # --------------------------------------------------------------------------- training
@@ -418,6 +460,7 @@ def training_summary(result: FinetuneResult, settings: FinetuneSettings) -> dict
     return {
         "train_data": data_name(settings.train_data),
         "eval_data": data_name(settings.eval_data) if settings.eval_data is not None else None,
+        **_eval_dataset(settings.eval_data),
         "num_train_videos": data["train"]["used"],
         "num_eval_videos": data.get("eval", {}).get("used") if data.get("eval") else None,
         "num_labels": len(result.report["labels"]),
@@ -428,6 +471,19 @@ def training_summary(result: FinetuneResult, settings: FinetuneSettings) -> dict
         "curve_file": CURVE_FILE if (result.output_dir / CURVE_FILE).exists() else None,
         "confusion_file": CONFUSION_FILE if (result.output_dir / CONFUSION_FILE).exists() else None,
     }
+
+
+def _eval_dataset(eval_data: Any) -> dict[str, Any]:
+    """The evaluation set as the model-index names it: the dataset (folder) name and the split used."""
+    if not isinstance(eval_data, (str, os.PathLike)):
+        return {"eval_dataset": None, "eval_split": None}
+    path = Path(eval_data)
+    if path.name.lower() in SPLIT_NAMES and path.parent.name:  # ucf101/test
+        return {"eval_dataset": path.parent.name, "eval_split": path.name}
+    split = eval_split(path)
+    if (path / split).is_dir():  # a folder of split folders: evaluation read one of them
+        return {"eval_dataset": path.name, "eval_split": split}
+    return {"eval_dataset": path.name, "eval_split": "validation"}
 
 
 def hyperparameters(training_args: TrainingArguments, settings: FinetuneSettings) -> dict[str, Any]:

@@ -103,3 +103,18 @@ def test_second_prune_keeps_source_numbering_in_record_and_card(tmp_path):
         else:
             assert "n/a" in rows[block] and rows[block].rstrip().endswith("removed |")
     assert plot_block_scores(record, tmp_path / "p.png").stat().st_size > 5000
+
+
+def test_cards_name_real_repos_only(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from gardener_hf.hub import prune_and_publish
+
+    dry = prune_and_publish(None, keep=[3], output_dir=tmp_path / "a", dry_run=True, progress=False)[0].staged
+    card = ModelCard.load(dry.folder / "README.md")
+    assert card.data.base_model is None and card.data.license == "apache-2.0"
+    assert "`gardener_hf/default_model` with **3 of its 12" in card.text and "huggingface.co/gardener_hf" not in card.text
+    assert 'from_pretrained("default_model-gardener-keep3")' in card.text and "local/" not in card.text
+    named = prune_and_publish(None, keep=[3], repo_id="me/{name}-{keep}", output_dir=tmp_path / "b", dry_run=True,
+                              progress=False)[0].staged
+    assert 'from_pretrained("me/default_model-3")' in (named.folder / "README.md").read_text()

@@ -34,6 +34,10 @@ def test_push_after_finetune_dry_run(videos, tmp_path, capsys):
     results = {r.metric_type: r.metric_value for r in card.data.eval_results}
     report = json.loads((out / "default_model-gardener-keep4-run" / "eval_results.json").read_text())["metrics"]
     assert results == {"accuracy": round(100 * report["top1"], 2), "top_5_accuracy": round(100 * report["top5"], 2)}
+    # the evaluation set as the user named it: the eval/ split folder of the videos folder, no local path
+    assert {(r.dataset_name, r.dataset_split) for r in card.data.eval_results} == {(videos["eval"].parent.name, "eval")}
+    assert card.data.base_model is None and card.data.license == "apache-2.0"  # the embedded default is no Hub repo
+    assert 'from_pretrained("default_model-gardener-keep4")' in card.text  # the staged folder: no real repo id yet
     text = card.text
     assert "## Finetuning and evaluation" in text and "![training curve](training_curve.png)" in text
     assert "| learning_rate | 0.001 |" in text and "| total_batch_size | 4 |" in text

@@ -48,3 +48,27 @@ def test_finetune_checkpoint_checks_settings_by_name(videos, tmp_path):
     with pytest.raises(GardenerError, match="recipe 'fast'"):
         finetune_checkpoint(EMBEDDED_DEFAULT, settings)
     assert not (tmp_path / "o").exists()
+
+
+def test_videos_shorter_than_a_clip_are_warned_about_and_reported(videos, tmp_path, caplog):
+    from gardener_hf.data import count_frames
+    from gardener_hf.research.synthetic import make_digit_dataset
+    from gardener_hf.training.finetuning import data_report
+
+    model = load_classifier(EMBEDDED_DEFAULT, ["down", "left", "right", "up"])
+    processor = load_processor(EMBEDDED_DEFAULT, model.config)
+    with caplog.at_level("WARNING"):
+        _, _, _, reports = build_datasets(videos["train"], None, model.config, processor, ClipConfig(frame_stride=4),
+                                          progress=False)
+    assert "than a clip spans (16 frames x stride 4 = 64)" in caplog.text
+    check = data_report(reports["train"])["clip_check"]
+    assert check["frames_per_clip"] == 64 and check["shorter_than_clip"] == check["checked"] > 0
+    assert check["fewest_frames"] == 16
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        _, _, _, reports = build_datasets(videos["train"], None, model.config, processor, ClipConfig(frame_stride=1),
+                                          progress=False)
+    assert "clip spans" not in caplog.text and reports["train"].clip_check["shorter_than_clip"] == 0
+    # the generator's default is long enough for the default sampling (16 frames at stride 4)
+    root = make_digit_dataset(tmp_path / "digits", videos_per_class=1)
+    assert {count_frames(str(p)) for p in root.rglob("*.mp4")} == {64}
