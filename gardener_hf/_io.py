@@ -17,6 +17,13 @@ def check_destination(destination: str | Path, overwrite: bool) -> Path:
     destination = Path(destination)
     if destination.exists() and not overwrite:
         raise GardenerError(f"{destination} already exists; remove it or pass --overwrite")
+    if destination.exists() and not destination.is_dir():
+        raise GardenerError(f"{destination} is a file; --overwrite replaces folders only: remove it or choose another folder")
+    for parent in destination.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise GardenerError(f"cannot create {destination}: {parent} is a file, not a folder")
+            break
     return destination
 
 

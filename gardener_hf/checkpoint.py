@@ -279,6 +279,8 @@ class SafetensorsCheckpoint:
         if index_path is not None:
             try:
                 weight_map: dict[str, str] = json.loads(index_path.read_text())["weight_map"]
+                if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+                    raise TypeError("weight_map must map tensor names to shard file names")
             except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
                 raise WeightsError(f"{SAFE_INDEX} of {model_id} is corrupt: {err}") from None
             shard_names = sorted(set(weight_map.values()))

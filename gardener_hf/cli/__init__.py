@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from .._version import __version__
 from ..constants import EMBEDDED_DEFAULT, EMBEDDED_NAME
 from . import evaluate, finetune, pretrain, prune, push, score, study
-from ._common import EXIT_ERROR
+from ._common import EXIT_ERROR, Parser
 
 #: the embedded default's folder, as gardener_hf 0.1 named it here (also `gardener_hf.EMBEDDED_DEFAULT`)
 DEFAULT_MODEL = EMBEDDED_DEFAULT
@@ -42,7 +42,7 @@ COMMANDS = {
 
 def build_parser(prog: str = "gardener") -> argparse.ArgumentParser:
     """The top-level parser: `--version`, and the list of subcommands for `--help`."""
-    parser = argparse.ArgumentParser(prog=prog, description="Data-free block pruning of Hugging Face ViTs (Gardener).")
+    parser = Parser(prog=prog, description="Data-free block pruning of Hugging Face ViTs (Gardener).")
     parser.add_argument("--version", action="version", version=f"gardener_hf {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module in COMMANDS.items():

@@ -117,6 +117,18 @@ def with_flags(message: str, names: Any, flags: dict[str, str] | None = None) ->
     return message
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one `error:` line (exit 2), like every other failure."""
+
+    def error(self, message: str):
+        one_line_usage_error(self, message)
+
+
+def one_line_usage_error(parser: argparse.ArgumentParser, message: str):
+    print(f"error: {message} (see {parser.prog} --help)", file=sys.stderr)
+    sys.exit(EXIT_ERROR)
+
+
 # -- checked parsers for argparse `type=`: the value is refused while parsing, with the reason
 
 

@@ -12,7 +12,7 @@ HELP = "top-1 / top-5 / mean per-class accuracy of a VideoMAE classifier"
 
 
 def build_parser(prog: str = "gardener evaluate") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog)
+    p = _common.Parser(prog=prog)
     _common.add_source_args(p)
     p.add_argument("data", help="videos: a folder with one subfolder per class, or a CSV/JSON list of (path, label)")
     p.add_argument("--output-dir", default=None, help="write eval_results.json and confusion_matrix.png here")
@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.model is None:
         raise GardenerError("give the model to evaluate (a finetuned VideoMAE classifier)")
+    if args.output_dir is not None and Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        raise GardenerError(f"--output-dir {args.output_dir} is a file, not a folder")
     metrics = evaluate_model(
         args.model, args.data, output_dir=args.output_dir, revision=args.revision, token=args.token,
         batch_size=args.batch_size, num_clips=args.clips, sampling=args.sampling, frame_stride=args.frame_stride,

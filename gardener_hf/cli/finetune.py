@@ -108,7 +108,12 @@ def parse_finetune_args(argv: Sequence[str] | None = None, prog: str = "gardener
         # the Trainer would write into ./trainer_output
         raise GardenerError("--output-dir is required: the model, its reports and the checkpoints go there")
     defaults = dict(PAPER_RECIPE) if _recipe(argv) == "paper" else {}
-    model_args, data_args, clips, trainer = build_parser(defaults, prog).parse_args_into_dataclasses(args=argv)
+    parser = build_parser(defaults, prog)
+    parser.error = lambda message: _common.one_line_usage_error(parser, message)
+    try:
+        model_args, data_args, clips, trainer = parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as err:  # unknown options, and values TrainingArguments refuses
+        raise GardenerError(f"{_common._first_line(err)} (see {prog} --help)") from None
     # back to the library's own classes: the option classes exist only for --help's headings, and the
     # Trainer pickles its arguments into checkpoints, which needs an importable class
     from transformers import TrainingArguments
@@ -142,7 +147,9 @@ def settings_from(model_args: ModelArguments, data_args: DataArguments, clips: A
         clips.validate()
         check_training_length(training_args)
     except GardenerError as err:
-        names = [f.name for f in fields(clips)] + ["max_steps", "num_train_epochs"]
+        names = [f.name for f in fields(clips)] + ["max_steps", "num_train_epochs", "per_device_train_batch_size",
+                                                   "per_device_eval_batch_size", "gradient_accumulation_steps",
+                                                   "learning_rate"]
         raise GardenerError(_common.with_flags(str(err), names)) from None
     if not data_args.train_dir:
         raise GardenerError("--train-dir is required: a folder with one subfolder per class, or a CSV/JSON list")

@@ -18,7 +18,7 @@ FLAGS = {"learning_rate": "--lr", "min_learning_rate": "--min-lr", "warmup_ratio
 def build_parser(prog: str = "gardener pretrain") -> argparse.ArgumentParser:
     from ..research import pretrain
 
-    parser = argparse.ArgumentParser(prog=prog, description=pretrain.__doc__.splitlines()[0],
+    parser = _common.Parser(prog=prog, description=pretrain.__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--output-dir", required=True, help="folder for the checkpoint, processor, log and plot")
     for f in fields(pretrain.PretrainConfig):

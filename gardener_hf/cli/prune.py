@@ -10,7 +10,7 @@ HELP = "prune and save a model folder (no card, no push)"
 
 
 def build_parser(prog: str = "gardener prune") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog)
+    p = _common.Parser(prog=prog)
     _common.add_source_args(p)
     _common.add_criterion_args(p)
     _common.add_plan_args(p, multi=False)

@@ -43,7 +43,7 @@ def add_push_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(prog: str = "gardener push") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _common.Parser(
         prog=prog,
         allow_abbrev=False,  # unknown options go to the finetune; no prefix guessing
         description=DESCRIPTION,

@@ -11,7 +11,7 @@ HELP = "score every block from the weights alone and print a table"
 
 
 def build_parser(prog: str = "gardener score") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog)
+    p = _common.Parser(prog=prog)
     _common.add_source_args(p)
     _common.add_criterion_args(p)
     p.add_argument("--keep", type=_common.integer, default=None, help="mark which blocks --keep K would keep")

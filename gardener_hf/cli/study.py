@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 def build_parser(prog: str = "gardener study") -> argparse.ArgumentParser:
     from ..research.study import driver
 
-    p = argparse.ArgumentParser(prog=prog, description=driver.__doc__.split("\n\n")[0] if driver.__doc__ else None)
+    p = _common.Parser(prog=prog, description=driver.__doc__.split("\n\n")[0] if driver.__doc__ else None)
     add_study_args(p)
     return p
 

@@ -308,6 +308,13 @@ def _from_manifest(path: Path) -> list[tuple[str, str]]:
 
 def _read_csv(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """Rows of a CSV manifest as `(where, row)`, checking the `path` and `label` columns."""
+    try:
+        return _csv_rows(path)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
+
+
+def _csv_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or []]
@@ -319,7 +326,10 @@ def _read_csv(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 def _read_json(path: Path, *, lines: bool) -> list[tuple[str, dict[str, Any]]]:
     """Rows of a JSON list or a JSON-lines manifest as `(where, row)`, checking their keys."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
     try:
         if lines:
             rows = [(f"line {i}", json.loads(line)) for i, line in enumerate(text.splitlines(), 1) if line.strip()]

@@ -23,7 +23,7 @@ from .._io import check_destination
 from ..checkpoint import load_model, public_name, read_config, validate_model_id
 from ..constants import EMBEDDED_DEFAULT, EMBEDDED_NAME
 from ..data import data_name
-from ..errors import GardenerError
+from ..errors import DataError, GardenerError
 from ..scoring import get_scorer, score_model
 from ..surgery import PrunePlan, apply_plan, make_plan
 from .cards import source_license
@@ -218,6 +218,11 @@ def prune_and_publish(
         raise GardenerError("a pull request is opened against main: --create-pr cannot be combined with --revision")
     if finetune is not None and output_dir is None:
         raise GardenerError("finetuning needs an output folder (--output-dir): training runs and checkpoints are kept there")
+    if finetune is not None:  # the data must be there before anything is loaded, trained or written
+        finetune.clips.validate()
+        for data in (finetune.train_data, finetune.eval_data):
+            if isinstance(data, (str, os.PathLike)) and not Path(data).exists():
+                raise DataError(f"data source {data} does not exist")
 
     root = Path(output_dir) if output_dir is not None else None
     if root is not None:  # refuse an existing variant before anything is loaded or scored

@@ -142,6 +142,15 @@ class PretrainConfig:
             raise ValueError(f"digit_subset must be one of {', '.join(SUBSETS)}, got {self.digit_subset!r}")
         self.num_digits, self.digit_scale = tuple(self.num_digits), tuple(self.digit_scale)
         self.digit_speed = tuple(self.digit_speed)
+        for name in ("num_digits", "digit_scale", "digit_speed"):
+            low, high = getattr(self, name)
+            if not low <= high or low < 0:
+                raise ValueError(f"{name} {low} {high}: expected LOW <= HIGH, both >= 0")
+        for name in ("learning_rate", "min_learning_rate"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
 
     @property
     def clip_kwargs(self) -> dict:

@@ -92,6 +92,10 @@ class ClipConfig:
             raise GardenerError(f"sampling {self.sampling!r}: expected one of {', '.join(SAMPLING_MODES)}")
         if self.eval_sampling not in EVAL_SAMPLING_MODES:
             raise GardenerError(f"eval_sampling {self.eval_sampling!r}: expected start or uniform")
+        for name in ("frame_stride", "eval_clips"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise GardenerError(f"{name} {value!r}: expected a whole number >= 1")
 
 
 @dataclass
@@ -142,6 +146,8 @@ def build_datasets(
     if train_data is None:
         raise DataError("no training data: give a folder with one subfolder per class, or a CSV/JSON list")
     train_items, labels, train_report = find_videos(train_data, strict=clips.strict, progress=progress)
+    if len(labels) < 2:
+        raise DataError(f"the training data has {len(labels)} class ({', '.join(labels)}): a classifier needs at least 2")
     hflip = _hflip(clips.hflip, labels)
     common = {"num_frames": config.num_frames, "stride": clips.frame_stride, "strict": clips.strict}
     train = VideoClassificationDataset(
@@ -227,6 +233,11 @@ def check_training_length(training_args: TrainingArguments) -> None:
     if training_args.max_steps == 0 or (training_args.max_steps < 0 and not training_args.num_train_epochs > 0):
         which = "max_steps" if training_args.max_steps == 0 else "num_train_epochs"
         raise GardenerError(f"{which} {getattr(training_args, which)}: a finetune needs at least one step")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(training_args, name) < 1:
+            raise GardenerError(f"{name} {getattr(training_args, name)}: expected a whole number >= 1")
+    if not (math.isfinite(training_args.learning_rate) and training_args.learning_rate > 0):
+        raise GardenerError(f"learning_rate {training_args.learning_rate}: expected a finite number > 0")
 
 
 class _EpochCallback(TrainerCallback):

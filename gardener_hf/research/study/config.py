@@ -10,7 +10,7 @@ from typing import Any
 
 from ...constants import EMBEDDED_DEFAULT
 from ...errors import GardenerError
-from ..synthetic import TASKS
+from ..synthetic import TASKS, task_clip_function
 
 #: criteria scored for the agreement table, in report order
 CRITERIA = ("entropy", "entropy-exact", "entropy-hist", "l1", "l1-reverse", "l2", "l2-reverse", "std", "kurtosis", "mi")
@@ -69,6 +69,12 @@ class StudyConfig:
             raise GardenerError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
             raise GardenerError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        import inspect
+
+        accepted = set(inspect.signature(task_clip_function(self.task)).parameters) - {"rng", "label", "num_frames", "size", "subset"}
+        unknown = sorted(set(self.clip_options) - accepted)
+        if unknown:
+            raise GardenerError(f"clip_options {unknown}: the {self.task} task takes {', '.join(sorted(accepted))}")
         if not self.removals or any(r < 1 for r in self.removals) or len(set(self.removals)) != len(self.removals):
             raise GardenerError(f"removals must be distinct block counts >= 1, got {list(self.removals)}")
 
