@@ -334,8 +334,27 @@ def prune_model(
     return plan
 
 
-def save_pruned(model: nn.Module, output_dir: str | Path) -> Path:
-    """`save_pretrained` (safetensors) plus `gardener_pruning.json` beside the weights."""
+def save_pruned(
+    model: nn.Module,
+    output_dir: str | Path,
+    *,
+    source: str | None = None,
+    revision: str | None = None,
+    token: str | bool | None = None,
+) -> Path:
+    """`save_pretrained` (safetensors), `gardener_pruning.json`, and the source's processor configs.
+
+    Args:
+        model: a model pruned by gardener_hf.
+        output_dir: the folder to write (created if needed).
+        source: the checkpoint whose processor configs (`preprocessor_config.json`, ...) are copied, so
+            that `pipeline(...)` works on the folder; default: the folder or Hub id the model was loaded
+            from (`config._name_or_path`), skipped quietly when that cannot be read; "" copies none.
+        revision / token: of `source` on the Hub.
+
+    Returns:
+        `output_dir` as a `Path`.
+    """
     record = PruningRecord.from_model(model)
     if record is None:
         raise GardenerError("this model has not been pruned by gardener_hf (no config.gardener record)")
@@ -343,6 +362,15 @@ def save_pruned(model: nn.Module, output_dir: str | Path) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
     record.save(output_dir)
+    if source is None:
+        loaded_from = getattr(model.config, "_name_or_path", "") or ""
+        try:
+            if loaded_from:
+                copy_processor_files(loaded_from, output_dir, revision=revision, token=token)
+        except GardenerError as err:
+            logger.info("no processor configs copied from %s: %s", public_name(loaded_from), err)
+    elif source:
+        copy_processor_files(source, output_dir, revision=revision, token=token)
     return output_dir
 
 

@@ -21,7 +21,7 @@ def build_parser(prog: str = "gardener prune") -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from .._io import atomic_folder, check_destination
-    from ..checkpoint import copy_processor_files, load_model
+    from ..checkpoint import load_model
     from ..constants import EMBEDDED_DEFAULT, EMBEDDED_NAME
     from ..scoring import score_model
     from ..surgery import apply_plan, make_plan, save_pruned
@@ -34,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
     plan = make_plan(scores, keep=args.keep, remove=args.remove, remove_ratio=args.remove_ratio)
     apply_plan(model, plan)
     with atomic_folder(out, overwrite=args.overwrite) as tmp:
-        save_pruned(model, tmp)
-        copy_processor_files(model_id, tmp, revision=args.revision, token=args.token)
+        save_pruned(model, tmp, source=model_id, revision=args.revision, token=args.token)
     _common.logger.info("%s -> %s", plan.describe(), out)
     return 0
 

@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from .._io import atomic_folder
-from ..checkpoint import copy_processor_files, hub_reachable, hub_unreachable_reason, validate_repo_id
+from ..checkpoint import hub_reachable, hub_unreachable_reason, validate_repo_id
 from ..constants import CARD_FILE, PLOT_FILE
 from ..errors import GardenerError
 from ..plotting import plot_block_scores
@@ -84,8 +84,7 @@ def stage_variant(
         The `StagedVariant`.
     """
     with atomic_folder(destination, overwrite=overwrite) as tmp:
-        save_pruned(model, tmp)
-        copy_processor_files(source, tmp, revision=revision, token=token)
+        save_pruned(model, tmp, source=source, revision=revision, token=token)
         record = PruningRecord.from_model(model)
         plot_block_scores(record, tmp / PLOT_FILE)
         card = build_card(model, repo_id=repo_id, command=command, license=license, load_id=load_id,

@@ -196,7 +196,8 @@ def _all_digits() -> tuple[np.ndarray, np.ndarray]:
         from sklearn.datasets import load_digits
     except ImportError:
         raise GardenerError(
-            "the digit videos use scikit-learn's bundled digits: pip install 'gardener_hf[pretrain]' (or scikit-learn)"
+            "the digit videos use scikit-learn's bundled digits: pip install scikit-learn "
+            "(it comes with gardener_hf's extras: 'gardener_hf[pretrain]' or 'gardener_hf[study]')"
         ) from None
 
     bunch = load_digits()

@@ -32,7 +32,6 @@ from transformers import TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..checkpoint import (
-    copy_processor_files,
     load_classifier,
     load_processor,
     read_config,
@@ -459,8 +458,7 @@ def finetune_variant(
     folder = Path(args.output_dir) / VARIANT_FOLDER
     with args.main_process_first(local=False, desc="saving the pruned variant"):
         if args.process_index == 0:
-            save_pruned(variant, folder)
-            copy_processor_files(source, folder, revision=revision, token=token)
+            save_pruned(variant, folder, source=source, revision=revision, token=token)
     result = finetune_checkpoint(str(folder), settings, source_name=record.source_model if record else None)
     return result, training_summary(result, settings)
 

@@ -180,3 +180,36 @@ def test_saved_model_reloads_with_plain_transformers(name, kind, tmp_path):
     assert report["gardener_modules"] == []
     for noise in ("newly initialized", "were not used", "not initialized", "MISSING", "UNEXPECTED"):
         assert noise not in result.stderr, result.stderr[-2000:]
+
+
+def test_save_pruned_copies_the_processor_of_the_folder_it_was_loaded_from(tiny_videomae_dir, tmp_path):
+    from gardener_hf.checkpoint import load_model as load
+
+    model = load(str(tiny_videomae_dir))
+    prune_model(model, score_model(model, progress=False), keep=2)
+    save_pruned(model, tmp_path / "a")
+    assert (tmp_path / "a" / "preprocessor_config.json").read_bytes() == (
+        tiny_videomae_dir / "preprocessor_config.json").read_bytes()
+    save_pruned(model, tmp_path / "b", source="")
+    assert not (tmp_path / "b" / "preprocessor_config.json").exists()
+    from transformers import pipeline
+
+    assert pipeline("video-classification", model=str(tmp_path / "a")).model.config.num_hidden_layers == 2
+
+
+def test_a_full_disk_while_writing_weights_is_one_line_and_leaves_nothing(tiny_videomae_dir, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import transformers.modeling_utils
+
+    from gardener_hf.cli import main
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(args[1]) if len(args) > 1 else None)
+
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", full)  # what save_pretrained writes with
+    out = tmp_path / "out"
+    assert main(["prune", str(tiny_videomae_dir), "--keep", "2", "--output-dir", str(out), "-q"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and "no space left on the device" in line
+    assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))

@@ -222,3 +222,15 @@ def test_studies_saved_before_the_rename_are_read_and_resumed(tmp_path):
     assert _normalised({**committed, "new_key": 1}, tmp_path / "c.json") != st.StudyConfig().to_dict()  # refused as changed
     with pytest.raises(GardenerError, match="does not hold a study configuration"):
         _normalised([1], tmp_path / "study_config.json")
+
+
+def test_a_missing_extra_is_one_line_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from gardener_hf.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else real(name, *a))
+    assert main(["study", "--output-dir", str(tmp_path / "s"), "--removals", "1"]) == 2
+    assert capsys.readouterr().err == "error: the study needs scipy: pip install 'gardener_hf[study]'\n"
+    assert not (tmp_path / "s").exists()

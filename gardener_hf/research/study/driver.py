@@ -72,6 +72,16 @@ from .runs import RunStore, Spec, run_all
 logger = logging.getLogger(__name__)
 
 
+def _require_extra() -> None:
+    """The study needs scikit-learn (the digits) and scipy (rank correlations): say so before any work."""
+    import importlib.util
+
+    missing = [name for module, name in (("sklearn", "scikit-learn"), ("scipy", "scipy"))
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        raise GardenerError(f"the study needs {' and '.join(missing)}: pip install 'gardener_hf[study]'")
+
+
 def _normalised(previous: Any, path: Path) -> dict[str, Any]:
     """A saved study_config.json in today's spelling (older studies wrote `lr`, `val_clips`); nothing else changed."""
     if not isinstance(previous, dict):
@@ -90,6 +100,7 @@ def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, pro
             cannot serve (not a VideoMAE, too few blocks for the removals asked).
     """
     t0 = time.perf_counter()
+    _require_extra()
     model_id = config.model_id()
     model = load_classifier(model_id, ("a", "b"), revision=config.revision)
     num_blocks = model.config.num_hidden_layers
