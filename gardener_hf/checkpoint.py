@@ -252,12 +252,14 @@ class SafetensorsCheckpoint:
         config: the parsed config.json.
         arch: its architecture entry.
         locations: `locations[block][role] = (file path, tensor key)`.
+        revision: the revision read: the one asked for, or the Hub's safetensors conversion of it.
     """
 
     model_id: str
     config: dict[str, Any]
     arch: ArchSpec
     locations: list[dict[str, tuple[Path, str]]]
+    revision: str | None = None  # the revision the weights were read at (a conversion PR's ref, when used)
 
     @property
     def num_blocks(self) -> int:
@@ -294,10 +296,12 @@ class SafetensorsCheckpoint:
                 if index_path is None and resolve_file(
                     model_id, "pytorch_model.bin", revision=revision, token=token, required=False
                 ):
-                    raise WeightsError(
-                        f"{model_id} has only pickled pytorch_model.bin weights; gardener_hf reads safetensors only "
-                        "(pickles can run code). Convert it, or use a revision with model.safetensors"
-                    )
+                    converted = None if is_local(model_id) else safetensors_conversion(model_id, token=token)
+                    if converted is not None:
+                        logger.warning("%s has only pickled weights at %s: using the Hub's safetensors conversion %s",
+                                       model_id, revision or "main", converted)
+                        return cls.open(model_id, revision=converted, token=token)
+                    raise WeightsError(_pickle_only_fix(model_id))
                 raise WeightsError(f"{shard} not found in {model_id}")
             for key in _safetensors_keys(path):
                 match = pattern.match(key)
@@ -318,7 +322,7 @@ class SafetensorsCheckpoint:
             raise WeightsError(
                 f"{model_id}: weights for block(s) {extra} exist but config.json says num_hidden_layers={expected}"
             )
-        return cls(model_id=model_id, config=config, arch=arch, locations=locations)
+        return cls(model_id=model_id, config=config, arch=arch, locations=locations, revision=revision)
 
     def iter_blocks(self) -> Iterator[list[torch.Tensor]]:
         """Yield each block's six matrices in `ROLES` order, holding one block at a time."""
@@ -338,6 +342,37 @@ class SafetensorsCheckpoint:
             for _, key in roles.values():
                 tensors.append(loaded[key])
             yield tensors
+
+
+#: the Hub's bot that converts pickled weights to safetensors in a pull request
+CONVERSION_BOT = "SFconvertbot"
+
+
+def safetensors_conversion(model_id: str, *, token: str | bool | None = None) -> str | None:
+    """The ref (`refs/pr/N`) of the Hub's own safetensors conversion of a pickle-only repo, if one is open."""
+    if not hub_reachable():
+        return None
+    from huggingface_hub import HfApi
+
+    try:
+        prs = HfApi().get_repo_discussions(model_id, author=CONVERSION_BOT, discussion_type="pull_request",
+                                           discussion_status="open", token=token)
+        for pr in prs:
+            if pr.author == CONVERSION_BOT and "safetensors" in pr.title.lower():
+                return f"refs/pr/{pr.num}"
+    except Exception as err:  # no answer about PRs: refuse below as if there were none
+        logger.info("could not list the pull requests of %s: %s", model_id, str(err).splitlines()[0] if str(err) else err)
+    return None
+
+
+def _pickle_only_fix(model_id: str) -> str:
+    why = f"{public_name(model_id)} has only pickled pytorch_model.bin weights; gardener_hf reads safetensors only (pickles can run code)"
+    if is_local(model_id):
+        return (f"{why}. If you trust the file, convert it once: load it with transformers and save it again with "
+                "save_pretrained(folder) (safetensors is the default), then use that folder")
+    return (f"{why}, and the Hub has no safetensors conversion of it. Open one with "
+            "https://huggingface.co/spaces/safetensors/convert (its pull request is then used automatically), "
+            "or pass --revision of a commit that has model.safetensors")
 
 
 def _safetensors_keys(path: Path) -> list[str]:
@@ -400,8 +435,9 @@ def load_model(
     """
     config = read_config(model_id, revision=revision, token=token)
     cls = model_class_for(config, model_class)
-    # Locate the weights first so a missing/pickle-only checkpoint gets our message, not a traceback.
-    SafetensorsCheckpoint.open(model_id, revision=revision, token=token)
+    # Locate the weights first so a missing/pickle-only checkpoint gets our message, not a traceback;
+    # a pickle-only Hub repo with a conversion pull request is read at that pull request's ref.
+    revision = SafetensorsCheckpoint.open(model_id, revision=revision, token=token).revision
     try:
         model, info = cls.from_pretrained(
             model_id, revision=revision, token=token, use_safetensors=True, dtype=dtype, output_loading_info=True,
@@ -460,7 +496,7 @@ def load_classifier(
 
     config_dict = read_config(model_id, revision=revision, token=token)
     require_videomae(model_id, config_dict)
-    SafetensorsCheckpoint.open(model_id, revision=revision, token=token)  # refuse pickle-only repos clearly
+    revision = SafetensorsCheckpoint.open(model_id, revision=revision, token=token).revision  # pickle-only: see open()
     id2label = dict(enumerate(labels))
     overrides: dict[str, Any] = {"id2label": id2label, "label2id": {name: i for i, name in id2label.items()}}
     if mean_pooling:

@@ -348,6 +348,16 @@ class FakeHub:
             return self._preupload(repo_id, args[0], query, json.loads(body or b"{}"), auth)
         if action == "commit" and len(args) == 1 and method == "POST":
             return self._commit(repo_id, args[0], query, body, auth)
+        if action == "discussions" and not args and method == "GET":
+            # pull requests only (the fake has no plain discussions); a test may set a PR's "author"
+            repo = self._repo(repo_id, auth)
+            items = [{"num": pr["num"], "title": pr["title"], "status": pr.get("status", "open"),
+                      "author": {"name": pr.get("author", self.user)}, "createdAt": "2026-01-01T00:00:00.000Z",
+                      "repo": {"name": repo_id, "type": "model"}, "isPullRequest": True}
+                     for pr in repo["prs"]
+                     if query.get("status") in (None, "all", pr.get("status", "open"))
+                     and query.get("author") in (None, pr.get("author", self.user))]
+            return _json({"discussions": items, "count": len(items), "start": 0, "numClosedDiscussions": 0})
         if action in ("xet-write-token", "xet-read-token"):
             raise _HttpError(400, "FakeHub does not emulate Xet storage: set HF_HUB_DISABLE_XET=1 "
                                   "(huggingface_hub.constants.HF_HUB_DISABLE_XET = True) to upload through LFS")
