@@ -260,6 +260,7 @@ class SafetensorsCheckpoint:
     arch: ArchSpec
     locations: list[dict[str, tuple[Path, str]]]
     revision: str | None = None  # the revision the weights were read at (a conversion PR's ref, when used)
+    keys: frozenset[str] = frozenset()  # every tensor name in the checkpoint's files
 
     @property
     def num_blocks(self) -> int:
@@ -290,6 +291,7 @@ class SafetensorsCheckpoint:
             shard_names = [SAFE_WEIGHTS]
         pattern = arch.key_pattern()
         found: dict[int, dict[str, tuple[Path, str]]] = defaultdict(dict)
+        all_keys: set[str] = set()
         for shard in shard_names:
             path = resolve_file(model_id, shard, revision=revision, token=token, required=False)
             if path is None:
@@ -304,6 +306,7 @@ class SafetensorsCheckpoint:
                     raise WeightsError(_pickle_only_fix(model_id))
                 raise WeightsError(f"{shard} not found in {model_id}")
             for key in _safetensors_keys(path):
+                all_keys.add(key)
                 match = pattern.match(key)
                 if match:
                     found[int(match.group(1))][arch.role_of(match.group(2))] = (path, key)
@@ -322,7 +325,8 @@ class SafetensorsCheckpoint:
             raise WeightsError(
                 f"{model_id}: weights for block(s) {extra} exist but config.json says num_hidden_layers={expected}"
             )
-        return cls(model_id=model_id, config=config, arch=arch, locations=locations, revision=revision)
+        return cls(model_id=model_id, config=config, arch=arch, locations=locations, revision=revision,
+                   keys=frozenset(all_keys))
 
     def iter_blocks(self) -> Iterator[list[torch.Tensor]]:
         """Yield each block's six matrices in `ROLES` order, holding one block at a time."""
@@ -437,11 +441,12 @@ def load_model(
     cls = model_class_for(config, model_class)
     # Locate the weights first so a missing/pickle-only checkpoint gets our message, not a traceback;
     # a pickle-only Hub repo with a conversion pull request is read at that pull request's ref.
-    revision = SafetensorsCheckpoint.open(model_id, revision=revision, token=token).revision
+    ckpt = SafetensorsCheckpoint.open(model_id, revision=revision, token=token)
+    revision = ckpt.revision
     try:
         model, info = cls.from_pretrained(
             model_id, revision=revision, token=token, use_safetensors=True, dtype=dtype, output_loading_info=True,
-            **offline_kwargs(model_id),
+            **offline_kwargs(model_id), **_optional_parts(cls, ckpt.keys),
         )
     except (OSError, ValueError, RuntimeError) as err:
         raise GardenerError(f"could not load {model_id}: {str(err).splitlines()[0]}") from None
@@ -449,6 +454,20 @@ def load_model(
         logger.warning("%s: weights not in the checkpoint were initialised: %s", model_id, sorted(info["missing_keys"]))
     model.eval()
     return model
+
+
+def _optional_parts(cls: type[nn.Module], keys: frozenset[str]) -> dict[str, Any]:
+    """Constructor switches for optional parts the checkpoint has no weights for.
+
+    A `ViTModel` loaded from a checkpoint without a pooler would otherwise build one at random, and
+    `save_pretrained` would write those random weights into the pruned repo as if they were the source's.
+    """
+    import inspect
+
+    if "add_pooling_layer" in inspect.signature(cls.__init__).parameters:
+        if not any(k.split(".")[0] == "pooler" or ".pooler." in f".{k}" for k in keys):
+            return {"add_pooling_layer": False}
+    return {}
 
 
 def require_finite(model: nn.Module, model_id: str) -> None:
