@@ -5,6 +5,18 @@ line for it instead of a traceback.
 """
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line errors."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def is_network_error(err: BaseException) -> bool:
+    """Whether `err` comes from the network layer (httpx, requests, a refused or timed-out connection)."""
+    module = type(err).__module__.split(".")[0]
+    return module in ("httpx", "httpcore", "httpx2", "requests", "urllib3") or isinstance(err, (ConnectionError, TimeoutError))
+
+
 class GardenerError(Exception):
     """Base class for errors caused by bad input (arguments, models, weights, repo ids)."""
 

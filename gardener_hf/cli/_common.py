@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import GardenerError
+from ..errors import GardenerError, first_line, is_network_error
 
 logger = logging.getLogger("gardener_hf.cli")
 
@@ -63,31 +63,20 @@ def describe_error(err: BaseException) -> str | None:
 
     if isinstance(err, HfHubHTTPError):
         status = getattr(getattr(err, "response", None), "status_code", None)
-        return f"the Hub answered {status or 'with an error'}: {_first_line(err)}"
+        return f"the Hub answered {status or 'with an error'}: {first_line(err)}"
     if isinstance(err, OSError):
         where = f"{err.filename}: " if err.filename else ""
         hint = _OS_HINTS.get(err.errno or -1)
         if hint:
             return f"{where}{hint}"
-        if err.errno is None and _is_network_error(err):
-            return f"lost the connection to the Hub ({_first_line(err)}); check the network and run the command again"
-        return f"{where}{err.strerror or _first_line(err)}"
-    if _is_network_error(err):
-        return f"lost the connection to the Hub ({_first_line(err)}); check the network and run the command again"
+        if err.errno is None and is_network_error(err):
+            return f"lost the connection to the Hub ({first_line(err)}); check the network and run the command again"
+        return f"{where}{err.strerror or first_line(err)}"
+    if is_network_error(err):
+        return f"lost the connection to the Hub ({first_line(err)}); check the network and run the command again"
     if isinstance(err, UnicodeDecodeError):
         return f"a text file is not UTF-8 ({err.reason} at byte {err.start}); save it as UTF-8"
     return None
-
-
-def _is_network_error(err: BaseException) -> bool:
-    return type(err).__module__.split(".")[0] in ("httpx", "httpcore", "httpx2", "requests", "urllib3") or isinstance(
-        err, (ConnectionError, TimeoutError)
-    )
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 def run_guarded(fn: Callable[[], int], *, interrupted: str = "interrupted") -> int:
@@ -192,13 +181,13 @@ def json_object(text: str) -> dict[str, Any]:
 # -- options shared by several commands
 
 
-def add_source_args(p: argparse.ArgumentParser, revision_flag: str = "--revision") -> None:
+def add_source_args(p: argparse.ArgumentParser, revision_flag: str = "--revision", *, model_help: str | None = None) -> None:
     """MODEL, its revision, the Hub token and --quiet."""
     p.add_argument(
         "model",
         nargs="?",
         default=None,
-        help="Hub repo id (e.g. MCG-NJU/videomae-base) or local folder; default: the tiny embedded VideoMAE",
+        help=model_help or "Hub repo id (e.g. MCG-NJU/videomae-base) or local folder; default: the tiny embedded VideoMAE",
     )
     p.add_argument(revision_flag, dest="revision", default=None, help="Hub revision (branch, tag or commit) of the source model")
     p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the cached `hf auth login`)")

@@ -13,10 +13,8 @@ HELP = "top-1 / top-5 / mean per-class accuracy of a VideoMAE classifier"
 
 def build_parser(prog: str = "gardener evaluate") -> argparse.ArgumentParser:
     p = _common.Parser(prog=prog)
-    _common.add_source_args(p)
-    for action in p._actions:
-        if action.dest == "model":  # evaluate has no default model: a classifier must be finetuned first
-            action.help = "the finetuned VideoMAE classifier: Hub repo id or local folder (required)"
+    # evaluate has no default model: a classifier must be finetuned first
+    _common.add_source_args(p, model_help="the finetuned VideoMAE classifier: Hub repo id or local folder (required)")
     p.add_argument("data", help="videos: a folder with one subfolder per class, or a CSV/JSON list of (path, label)")
     p.add_argument("--output-dir", default=None, help="write eval_results.json and confusion_matrix.png here")
     p.add_argument("--batch-size", type=_common.positive_int, default=8)

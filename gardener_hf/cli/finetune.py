@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..errors import GardenerError
+from ..errors import GardenerError, first_line
 from . import _common
 
 HELP = "finetune a (pruned) VideoMAE on video files with transformers.Trainer"
@@ -113,7 +113,7 @@ def parse_finetune_args(argv: Sequence[str] | None = None, prog: str = "gardener
     try:
         model_args, data_args, clips, trainer = parser.parse_args_into_dataclasses(args=argv)
     except ValueError as err:  # unknown options, and values TrainingArguments refuses
-        raise GardenerError(f"{_common._first_line(err)} (see {prog} --help)") from None
+        raise GardenerError(f"{first_line(err)} (see {prog} --help)") from None
     # back to the library's own classes: the option classes exist only for --help's headings, and the
     # Trainer pickles its arguments into checkpoints, which needs an importable class
     from transformers import TrainingArguments

@@ -18,7 +18,7 @@ from torch import nn
 from .._io import atomic_folder
 from ..checkpoint import hub_reachable, hub_unreachable_reason, validate_repo_id
 from ..constants import CARD_FILE, PLOT_FILE
-from ..errors import GardenerError
+from ..errors import GardenerError, first_line, is_network_error
 from ..plotting import plot_block_scores
 from ..surgery import PruningRecord, save_pruned
 from .cards import build_card
@@ -132,7 +132,7 @@ def push_variant(
     except Exception as err:  # HTTP statuses, a dropped connection, a timeout: upload_folder is one commit
         if not _hub_failure(err):
             raise
-        raise GardenerError(f"push to {staged.repo_id} failed: {_first_line(err)}") from None
+        raise GardenerError(f"push to {staged.repo_id} failed: {first_line(err)}") from None
     return str(getattr(info, "pr_url", None) or getattr(info, "commit_url", None) or info)
 
 
@@ -140,10 +140,8 @@ def _hub_failure(err: BaseException) -> bool:
     """An error of talking to the Hub (HTTP status, connection, timeout), not a bug."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    module = type(err).__module__.split(".")[0]
     # RuntimeError: huggingface_hub's "Error while uploading 'x' to the Hub" after an LFS upload gave up
-    return isinstance(err, (HfHubHTTPError, OSError, ValueError, RuntimeError)) or module in (
-        "httpx", "httpcore", "httpx2", "requests")
+    return isinstance(err, (HfHubHTTPError, OSError, ValueError, RuntimeError)) or is_network_error(err)
 
 
 def hub_namespace(token: str) -> str:
@@ -160,9 +158,4 @@ def hub_namespace(token: str) -> str:
     except Exception as err:
         if not _hub_failure(err):
             raise
-        raise GardenerError(f"could not identify the Hub user for this token: {_first_line(err)}") from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+        raise GardenerError(f"could not identify the Hub user for this token: {first_line(err)}") from None

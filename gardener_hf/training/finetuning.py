@@ -451,7 +451,8 @@ def finetune_variant(
     """
     record = PruningRecord.from_model(variant)
     args = settings.training_args
-    resume_checkpoint(args.output_dir, settings.resume)  # refuse before the folder below is touched
+    if not settings.resume:  # refuse an earlier run before the folder below is touched (resuming: finetune_checkpoint)
+        resume_checkpoint(args.output_dir, resume=False)
     # The variant is finetuned from a folder inside the run folder, written by the main process only:
     # once torch.distributed is up, transformers saves on rank 0 only, so a folder per process would
     # stay empty on the others. The other processes wait, then read the same folder.
