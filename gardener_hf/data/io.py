@@ -23,6 +23,12 @@ def _open_error(path: str, err: Exception) -> DataError:
     return DataError(f"cannot decode video {path}: {type(err).__name__}: {err}")
 
 
+# Colour conversion (swscale) on one thread: its default splits a frame into slices, one per CPU, and a
+# CI run once decoded the lower half of a frame with different values than a run before it. The
+# conversion is cheap next to decoding, which keeps its own frame threads.
+_SWS_THREADS = 1
+
+
 def read_frames(path: str, indices: Sequence[int]) -> np.ndarray:
     """Decode the frames at `indices` (0-based, in any order, repeats allowed) of a video.
 
@@ -60,14 +66,14 @@ def read_frames(path: str, indices: Sequence[int]) -> np.ndarray:
             for frame in container.decode(stream):
                 size = size or {"width": frame.width, "height": frame.height}
                 if count in wanted_set:
-                    kept[count] = frame.to_ndarray(format="rgb24", **size)
+                    kept[count] = frame.to_ndarray(format="rgb24", threads=_SWS_THREADS, **size)
                 count += 1
                 if count > last:
                     break
             if count == 0:
                 raise DataError(f"cannot decode video {path}: no decodable frame")
             if count - 1 not in kept and last >= count:  # clamp: the last decoded frame stands in
-                kept[count - 1] = frame.to_ndarray(format="rgb24", **size)
+                kept[count - 1] = frame.to_ndarray(format="rgb24", threads=_SWS_THREADS, **size)
     except DataError:
         raise
     except (av.FFmpegError, OSError, ValueError, RuntimeError, EOFError) as err:
@@ -134,9 +140,9 @@ def probe(path: str) -> str | None:
 # suffix -> (codec, encoder options, needs even width/height). Quality is set high (crf 10, qscale 2)
 # because the clips are tiny and a blurred 5-pixel shape would make the roundtrip tests meaningless.
 _CODECS: dict[str, tuple[str, dict[str, str], bool]] = {
-    ".mp4": ("libx264", {"crf": "10", "preset": "fast"}, True),
-    ".mkv": ("libx264", {"crf": "10", "preset": "fast"}, True),
-    ".mov": ("libx264", {"crf": "10", "preset": "fast"}, True),
+    ".mp4": ("libx264", {"crf": "10", "preset": "fast", "threads": "1"}, True),
+    ".mkv": ("libx264", {"crf": "10", "preset": "fast", "threads": "1"}, True),
+    ".mov": ("libx264", {"crf": "10", "preset": "fast", "threads": "1"}, True),
     ".avi": ("mpeg4", {}, False),
     ".webm": ("libvpx-vp9", {"crf": "10", "b": "0", "deadline": "realtime", "cpu-used": "8"}, False),
 }
@@ -162,7 +168,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 10) -> Path:
     """Encode an RGB clip to a video file, picking the codec from the file suffix.
 
     `.mp4`, `.mkv` and `.mov` use libx264, `.avi` uses mpeg4 and `.webm` uses libvpx-vp9, all in
-    yuv420p at high quality. Parent folders are created.
+    yuv420p at high quality, on one encoder thread so the bytes do not depend on the machine's CPU
+    count. Parent folders are created.
 
     Args:
         path: output file; its suffix (case-insensitive) selects the codec.
@@ -199,6 +206,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 10) -> Path:
         if codec == "mpeg4":
             stream.codec_context.qscale = _MPEG4_QSCALE
         for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            rgb = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            container.mux(stream.encode(rgb.reformat(format="yuv420p", threads=_SWS_THREADS)))
         container.mux(stream.encode())  # flush delayed frames
     return path
