@@ -2,10 +2,16 @@
 
 Everything else in gardener_hf asks this module, never the model classes directly: where the block
 list lives in memory, which six weight matrices of a block are scored (docs/method.md §1: the q, k
-and v projections, the attention output projection, fc1 and fc2), and how those matrices are named in
-a safetensors file. Checkpoints on the Hub, and those written by `save_pretrained` in transformers 5.x,
-use the legacy key layout (`encoder.layer.N.attention.attention.query.weight`), while ViT and ViTMAE
-modules in memory use `layers.N.attention.q_proj`; both spellings are listed.
+and v projections, the attention output projection, the MLP's input and output matrices), and how
+those matrices are spelled in a safetensors file.
+
+Two spellings matter because transformers 5.x renames many vision checkpoints on load: the Hub, and
+`save_pretrained`, keep the original layout (`encoder.layer.N.attention.attention.query.weight`),
+while several modules in memory say `layers.N.attention.q_proj`. The table lists both, learnt from
+`transformers.conversion_mapping` and from the modelling files. A matrix may also be stored in parts:
+a gated MLP's input matrix is `[gate; up]`, which DINOv2 stores fused (`mlp.weights_in`) and splits in
+memory (`mlp.gate_proj`, `mlp.up_proj`), and DINOv3 stores split. The parts are concatenated along
+dim 0 in the order listed, so a block scores the same from a file as from memory.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from .errors import UnsupportedModelError
@@ -21,24 +28,46 @@ from .errors import UnsupportedModelError
 # Scored matrices, in the order the authors concatenate them: q, k, v, attention output, fc1, fc2.
 ROLES = ("query", "key", "value", "attn_out", "fc1", "fc2")
 
-# Legacy (Hub / save_pretrained) names of the six matrices inside one block.
-_LEGACY_MATRICES = {
-    "query": "attention.attention.query",
-    "key": "attention.attention.key",
-    "value": "attention.attention.value",
-    "attn_out": "attention.output.dense",
-    "fc1": "intermediate.dense",
-    "fc2": "output.dense",
-}
-# transformers >= 5 ViT / ViTMAE module names.
-_VIT5_MATRICES = {
-    "query": "attention.q_proj",
-    "key": "attention.k_proj",
-    "value": "attention.v_proj",
-    "attn_out": "attention.o_proj",
-    "fc1": "mlp.fc1",
-    "fc2": "mlp.fc2",
-}
+#: A matrix spelling: the module paths (inside a block, without `.weight`) whose weights are
+#: concatenated along dim 0 to form it; most are one path.
+Spelling = tuple[str, ...]
+
+
+def _one(**paths: str) -> dict[str, tuple[Spelling, ...]]:
+    return {role: ((path,),) for role, path in paths.items()}
+
+
+def _merge(*tables: dict[str, tuple[Spelling, ...]]) -> dict[str, tuple[Spelling, ...]]:
+    """Every spelling of each role, in the order given (the first that a block has wins)."""
+    out: dict[str, tuple[Spelling, ...]] = {}
+    for table in tables:
+        for role, spellings in table.items():
+            out[role] = out.get(role, ()) + tuple(s for s in spellings if s not in out.get(role, ()))
+    return out
+
+
+# The original (Hub / save_pretrained) BERT-style layout of ViT, ViTMAE, VideoMAE, DeiT, BEiT, ...
+LEGACY = _one(
+    query="attention.attention.query", key="attention.attention.key", value="attention.attention.value",
+    attn_out="attention.output.dense", fc1="intermediate.dense", fc2="output.dense",
+)
+# transformers >= 5 in memory: ViT, ViTMAE, ViTMSN, DeiT, I-JEPA, BEiT.
+VIT5 = _one(
+    query="attention.q_proj", key="attention.k_proj", value="attention.v_proj",
+    attn_out="attention.o_proj", fc1="mlp.fc1", fc2="mlp.fc2",
+)
+# DINOv2 (and with registers): legacy attention on the Hub; MLP `fc1`/`fc2`, or SwiGLU (`use_swiglu_ffn`).
+_DINOV2_ATTN_HUB = {r: LEGACY[r] for r in ("query", "key", "value", "attn_out")}
+_DINOV2_ATTN_MEM = {r: VIT5[r] for r in ("query", "key", "value", "attn_out")}
+DINOV2_HUB = {**_DINOV2_ATTN_HUB, "fc1": (("mlp.fc1",), ("mlp.weights_in",)), "fc2": (("mlp.fc2",), ("mlp.weights_out",))}
+DINOV2_MEM = {**_DINOV2_ATTN_MEM, "fc1": (("mlp.fc1",), ("mlp.gate_proj", "mlp.up_proj")),
+              "fc2": (("mlp.fc2",), ("mlp.down_proj",))}
+# DINOv3 ViT, the same in memory and on the Hub; the gated MLP (`use_gated_mlp`) is listed first because
+# the plain one is its `up_proj` alone.
+DINOV3 = {**_DINOV2_ATTN_MEM, "fc1": (("mlp.gate_proj", "mlp.up_proj"), ("mlp.up_proj",)), "fc2": (("mlp.down_proj",),)}
+# V-JEPA 2, the same in memory and on the Hub.
+VJEPA2 = _one(query="attention.query", key="attention.key", value="attention.value", attn_out="attention.proj",
+              fc1="mlp.fc1", fc2="mlp.fc2")
 
 
 @dataclass(frozen=True)
@@ -47,79 +76,129 @@ class ArchSpec:
 
     Args:
         model_type: `config.model_type` this entry describes.
-        base_prefix: attribute / key prefix of the base model (`model.base_model_prefix`).
+        base_attr: attribute of a head model (`...ForImageClassification`) that holds the base model,
+            which is also the base model's key prefix on the Hub; None when the classes have no base
+            model inside (DINOv3 ViT).
         block_paths: candidate attribute paths, relative to the base model, of the `nn.ModuleList`
             of encoder blocks; the first one that exists is used.
-        module_matrices: role -> linear-layer path inside a block module (in memory).
-        key_matrices: role -> every spelling of that matrix in a safetensors key (without `.weight`).
+        key_blocks: the block-list paths a safetensors key may use, without the base prefix.
+        module_matrices: role -> spellings of that matrix inside a block module (in memory).
+        key_matrices: role -> spellings of that matrix in a block's safetensors keys.
         classes: the model classes gardener_hf loads for this type; the first is the default.
-        pipeline_tag: Hub pipeline tag for classifier heads, keyed by class name.
-        video: whether inputs are videos (affects FLOP counting and cards).
+        pipeline_tag: Hub pipeline tag, keyed by class name.
+        video: whether inputs are videos (FLOP counting, cards).
+        size_key / frames_key: config fields of the input resolution and (video) clip length.
+        prefix_tokens: config -> tokens the encoder adds before the patches ([CLS], distillation, registers).
     """
 
     model_type: str
-    base_prefix: str
+    base_attr: str | None
     block_paths: tuple[str, ...]
-    module_matrices: dict[str, str]
-    key_matrices: dict[str, tuple[str, ...]]
+    key_blocks: tuple[str, ...]
+    module_matrices: dict[str, tuple[Spelling, ...]]
+    key_matrices: dict[str, tuple[Spelling, ...]]
     classes: tuple[str, ...]
     pipeline_tag: dict[str, str] = field(default_factory=dict)
     video: bool = False
+    size_key: str = "image_size"
+    frames_key: str | None = None
+    prefix_tokens: Any = 1  # int, or a callable taking the config
 
     def key_pattern(self) -> re.Pattern[str]:
-        """Regex matching a scored matrix key in a safetensors file; groups: block index, matrix name.
+        """Regex matching a block weight key in a safetensors file; groups: block index, path in the block.
 
-        The base prefix is optional (a bare `VideoMAEModel` is saved without it), and the pattern is
-        anchored at the start so that decoder blocks (`decoder.decoder_layers.N`, ViTMAE's
-        `decoder.decoder_encoder.layer.N`) never match.
+        The base prefix is optional (a bare `ViTModel` is saved without it), and the pattern is anchored
+        at the start so that decoder and predictor blocks (`decoder.decoder_layers.N`,
+        `predictor.layer.N`) never match.
         """
-        names = sorted({n for spellings in self.key_matrices.values() for n in spellings}, key=len, reverse=True)
-        alternation = "|".join(re.escape(n) for n in names)
-        return re.compile(
-            rf"^(?:{re.escape(self.base_prefix)}\.)?(?:encoder\.layer|layers)\.(\d+)\.({alternation})\.weight$"
-        )
+        prefix = rf"(?:{re.escape(self.base_attr)}\.)?" if self.base_attr else ""
+        blocks = "|".join(re.escape(p) for p in sorted(self.key_blocks, key=len, reverse=True))
+        return re.compile(rf"^{prefix}(?:{blocks})\.(\d+)\.(.+)\.weight$")
 
-    def role_of(self, matrix_name: str) -> str:
-        """Map a matrix spelling found in a key back to its role (`query`, ..., `fc2`)."""
-        for role, spellings in self.key_matrices.items():
-            if matrix_name in spellings:
-                return role
-        raise KeyError(matrix_name)
+    def key_spelling(self, role: str, present: set[str] | frozenset[str]) -> Spelling | None:
+        """The spelling of `role` among one block's weight paths `present` (None if none matches)."""
+        return _first_spelling(self.key_matrices[role], present)
+
+    def num_prefix_tokens(self, config: Any) -> int:
+        return int(self.prefix_tokens(config) if callable(self.prefix_tokens) else self.prefix_tokens)
 
 
-def _both_spellings() -> dict[str, tuple[str, ...]]:
-    return {role: (_LEGACY_MATRICES[role], _VIT5_MATRICES[role]) for role in ROLES}
+def _first_spelling(spellings: tuple[Spelling, ...], present: set[str] | frozenset[str]) -> Spelling | None:
+    return next((s for s in spellings if all(part in present for part in s)), None)
 
 
-_TABLE: dict[str, ArchSpec] = {
-    "videomae": ArchSpec(
-        model_type="videomae",
-        base_prefix="videomae",
-        block_paths=("encoder.layer",),
-        module_matrices=dict(_LEGACY_MATRICES),
-        key_matrices={role: (_LEGACY_MATRICES[role],) for role in ROLES},
+def _cls_and_registers(config: Any) -> int:
+    return 1 + int(getattr(config, "num_register_tokens", 0) or 0)
+
+
+_IMAGE_FEATURES = "image-feature-extraction"
+_IMAGE_CLASSES = "image-classification"
+_ENCODER_KEYS = ("encoder.layer", "layers")
+
+
+def _vit_like(model_type: str, base_attr: str, classes: tuple[str, ...], *, prefix_tokens: Any = 1,
+              pipeline_tag: dict[str, str] | None = None) -> ArchSpec:
+    """A ViT-style encoder: `layers` with `q_proj`... in memory, the legacy layout on the Hub."""
+    return ArchSpec(
+        model_type=model_type, base_attr=base_attr, block_paths=("layers", "encoder.layer"), key_blocks=_ENCODER_KEYS,
+        module_matrices=_merge(VIT5, LEGACY), key_matrices=_merge(LEGACY, VIT5), classes=classes,
+        pipeline_tag=pipeline_tag or {}, prefix_tokens=prefix_tokens,
+    )
+
+
+def _dinov2(model_type: str, base_attr: str, classes: tuple[str, ...]) -> ArchSpec:
+    return ArchSpec(
+        model_type=model_type, base_attr=base_attr, block_paths=("encoder.layer",), key_blocks=_ENCODER_KEYS,
+        module_matrices=DINOV2_MEM, key_matrices=_merge(DINOV2_HUB, DINOV2_MEM), classes=classes,
+        pipeline_tag={classes[0]: _IMAGE_FEATURES, classes[1]: _IMAGE_CLASSES}, prefix_tokens=_cls_and_registers,
+    )
+
+
+_SPECS = [
+    ArchSpec(
+        model_type="videomae", base_attr="videomae", block_paths=("encoder.layer",), key_blocks=_ENCODER_KEYS,
+        module_matrices=LEGACY, key_matrices=LEGACY,
         classes=("VideoMAEForVideoClassification", "VideoMAEModel", "VideoMAEForPreTraining"),
         pipeline_tag={"VideoMAEForVideoClassification": "video-classification"},
-        video=True,
+        video=True, frames_key="num_frames", prefix_tokens=0,
     ),
-    "vit_mae": ArchSpec(
-        model_type="vit_mae",
-        base_prefix="vit",
-        block_paths=("layers", "encoder.layer"),
-        module_matrices=dict(_VIT5_MATRICES),
-        key_matrices=_both_spellings(),
-        classes=("ViTMAEForPreTraining", "ViTMAEModel"),
+    _vit_like("vit_mae", "vit", ("ViTMAEForPreTraining", "ViTMAEModel")),
+    _vit_like("vit", "vit", ("ViTForImageClassification", "ViTModel"),
+              pipeline_tag={"ViTForImageClassification": _IMAGE_CLASSES, "ViTModel": _IMAGE_FEATURES}),
+    _vit_like("vit_msn", "vit", ("ViTMSNModel", "ViTMSNForImageClassification"),
+              pipeline_tag={"ViTMSNForImageClassification": _IMAGE_CLASSES, "ViTMSNModel": _IMAGE_FEATURES}),
+    _vit_like("deit", "deit",
+              ("DeiTForImageClassification", "DeiTForImageClassificationWithTeacher", "DeiTModel",
+               "DeiTForMaskedImageModeling"),
+              prefix_tokens=2,  # [CLS] and the distillation token
+              pipeline_tag={"DeiTForImageClassification": _IMAGE_CLASSES,
+                            "DeiTForImageClassificationWithTeacher": _IMAGE_CLASSES, "DeiTModel": _IMAGE_FEATURES}),
+    _vit_like("ijepa", "ijepa", ("IJepaModel", "IJepaForImageClassification"), prefix_tokens=0,
+              pipeline_tag={"IJepaForImageClassification": _IMAGE_CLASSES, "IJepaModel": _IMAGE_FEATURES}),
+    _vit_like("beit", "beit", ("BeitForImageClassification", "BeitModel", "BeitForMaskedImageModeling"),
+              pipeline_tag={"BeitForImageClassification": _IMAGE_CLASSES, "BeitModel": _IMAGE_FEATURES}),
+    ArchSpec(
+        model_type="data2vec-vision", base_attr="data2vec_vision", block_paths=("encoder.layer", "layers"),
+        key_blocks=_ENCODER_KEYS, module_matrices=_merge(LEGACY, VIT5), key_matrices=_merge(LEGACY, VIT5),
+        classes=("Data2VecVisionForImageClassification", "Data2VecVisionModel"),
+        pipeline_tag={"Data2VecVisionForImageClassification": _IMAGE_CLASSES, "Data2VecVisionModel": _IMAGE_FEATURES},
     ),
-    "vit": ArchSpec(
-        model_type="vit",
-        base_prefix="vit",
-        block_paths=("layers", "encoder.layer"),
-        module_matrices=dict(_VIT5_MATRICES),
-        key_matrices=_both_spellings(),
-        classes=("ViTForImageClassification", "ViTModel"),
-        pipeline_tag={"ViTForImageClassification": "image-classification"},
+    _dinov2("dinov2", "dinov2", ("Dinov2Model", "Dinov2ForImageClassification")),
+    _dinov2("dinov2_with_registers", "dinov2_with_registers",
+            ("Dinov2WithRegistersModel", "Dinov2WithRegistersForImageClassification")),
+    ArchSpec(
+        model_type="dinov3_vit", base_attr=None, block_paths=("model.layer",), key_blocks=("layer", "model.layer"),
+        module_matrices=DINOV3, key_matrices=DINOV3, classes=("DINOv3ViTModel",),
+        pipeline_tag={"DINOv3ViTModel": _IMAGE_FEATURES}, prefix_tokens=_cls_and_registers,
     ),
-}
+    ArchSpec(
+        model_type="vjepa2", base_attr="vjepa2", block_paths=("encoder.layer",), key_blocks=("encoder.layer",),
+        module_matrices=VJEPA2, key_matrices=VJEPA2, classes=("VJEPA2Model", "VJEPA2ForVideoClassification"),
+        pipeline_tag={"VJEPA2ForVideoClassification": "video-classification"},
+        video=True, size_key="crop_size", frames_key="frames_per_clip", prefix_tokens=0,
+    ),
+]
+_TABLE: dict[str, ArchSpec] = {spec.model_type: spec for spec in _SPECS}
 
 
 def supported_architectures() -> dict[str, tuple[str, ...]]:
@@ -171,9 +250,10 @@ def _resolve(root: nn.Module, path: str) -> Any:
 
 
 def base_model(model: nn.Module) -> nn.Module:
-    """The encoder-bearing base model (`model.videomae`, `model.vit`, or the model itself)."""
+    """The encoder-bearing base model (`model.videomae`, `model.dinov2`, ..., or the model itself)."""
     spec = get_arch(model)
-    return getattr(model, spec.base_prefix, model)
+    inner = getattr(model, spec.base_attr, None) if spec.base_attr else None
+    return inner if isinstance(inner, nn.Module) else model
 
 
 def block_list_path(model: nn.Module) -> tuple[nn.Module, str]:
@@ -200,7 +280,29 @@ def get_blocks(model: nn.Module) -> nn.ModuleList:
     return getattr(parent, attr)
 
 
-def block_matrices(model: nn.Module, block: nn.Module) -> dict[str, Any]:
-    """The six scored weight matrices of one block, keyed by role, in `ROLES` order."""
+def block_matrix_parts(model: nn.Module, block: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """The weight parameters behind each scored matrix of one block, keyed by role, in `ROLES` order.
+
+    Most roles are one `nn.Linear` weight; a gated MLP's `fc1` is `[gate_proj, up_proj]`.
+
+    Raises:
+        UnsupportedModelError: the block has none of the known spellings of a matrix.
+    """
     spec = get_arch(model)
-    return {role: _resolve(block, spec.module_matrices[role]).weight for role in ROLES}
+    present = {name for name, module in block.named_modules() if isinstance(getattr(module, "weight", None), torch.Tensor)}
+    parts: dict[str, list[nn.Parameter]] = {}
+    for role in ROLES:
+        spelling = _first_spelling(spec.module_matrices[role], present)
+        if spelling is None:
+            raise UnsupportedModelError(
+                f"a {type(block).__name__} block of {type(model).__name__} has no {role} matrix at any of "
+                f"{['+'.join(s) for s in spec.module_matrices[role]]}; this transformers version may have renamed it"
+            )
+        parts[role] = [_resolve(block, path).weight for path in spelling]
+    return parts
+
+
+def block_matrices(model: nn.Module, block: nn.Module) -> dict[str, torch.Tensor]:
+    """The six scored weight matrices of one block, keyed by role, in `ROLES` order (parts concatenated)."""
+    return {role: ws[0] if len(ws) == 1 else torch.cat(ws, dim=0)
+            for role, ws in block_matrix_parts(model, block).items()}

@@ -251,14 +251,15 @@ class SafetensorsCheckpoint:
         model_id: where it came from.
         config: the parsed config.json.
         arch: its architecture entry.
-        locations: `locations[block][role] = (file path, tensor key)`.
+        locations: `locations[block][role]` = the `(file path, tensor key)` of each part of that matrix (one
+            part, or a gated MLP's gate and up halves, concatenated in that order).
         revision: the revision read: the one asked for, or the Hub's safetensors conversion of it.
     """
 
     model_id: str
     config: dict[str, Any]
     arch: ArchSpec
-    locations: list[dict[str, tuple[Path, str]]]
+    locations: list[dict[str, list[tuple[Path, str]]]]  # block -> role -> the (file, key) of each part
     revision: str | None = None  # the revision the weights were read at (a conversion PR's ref, when used)
     keys: frozenset[str] = frozenset()  # every tensor name in the checkpoint's files
 
@@ -290,7 +291,7 @@ class SafetensorsCheckpoint:
         else:
             shard_names = [SAFE_WEIGHTS]
         pattern = arch.key_pattern()
-        found: dict[int, dict[str, tuple[Path, str]]] = defaultdict(dict)
+        found: dict[int, dict[str, tuple[Path, str]]] = defaultdict(dict)  # block -> {path in block: (file, key)}
         all_keys: set[str] = set()
         for shard in shard_names:
             path = resolve_file(model_id, shard, revision=revision, token=token, required=False)
@@ -309,17 +310,19 @@ class SafetensorsCheckpoint:
                 all_keys.add(key)
                 match = pattern.match(key)
                 if match:
-                    found[int(match.group(1))][arch.role_of(match.group(2))] = (path, key)
+                    found[int(match.group(1))][match.group(2)] = (path, key)
         expected = int(config.get("num_hidden_layers", len(found)))
         locations = []
         for block in range(expected):
-            missing = [role for role in ROLES if role not in found.get(block, {})]
+            present = set(found.get(block, {}))
+            spellings = {role: arch.key_spelling(role, present) for role in ROLES}
+            missing = [role for role, spelling in spellings.items() if spelling is None]
             if missing:
                 raise WeightsError(
                     f"{model_id}: block {block} has no {', '.join(missing)} weight(s) in its safetensors files "
                     f"(config says {expected} blocks); the checkpoint is incomplete or corrupt"
                 )
-            locations.append({role: found[block][role] for role in ROLES})
+            locations.append({role: [found[block][part] for part in spellings[role]] for role in ROLES})
         extra = sorted(set(found) - set(range(expected)))
         if extra:
             raise WeightsError(
@@ -333,8 +336,9 @@ class SafetensorsCheckpoint:
         for block, roles in enumerate(self.locations):
             tensors = []
             by_file: dict[Path, list[str]] = defaultdict(list)
-            for path, key in roles.values():
-                by_file[path].append(key)
+            for parts in roles.values():
+                for path, key in parts:
+                    by_file[path].append(key)
             loaded: dict[str, torch.Tensor] = {}
             for path, keys in by_file.items():
                 try:
@@ -343,8 +347,9 @@ class SafetensorsCheckpoint:
                             loaded[key] = handle.get_tensor(key)
                 except (SafetensorError, OSError, RuntimeError) as err:
                     raise WeightsError(f"block {block}: cannot read {path.name}: {err}") from None
-            for _, key in roles.values():
-                tensors.append(loaded[key])
+            for parts in roles.values():  # a matrix stored in parts (a gated MLP's gate and up) is concatenated
+                pieces = [loaded[key] for _, key in parts]
+                tensors.append(pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0))
             yield tensors
 
 
@@ -446,7 +451,7 @@ def load_model(
     try:
         model, info = cls.from_pretrained(
             model_id, revision=revision, token=token, use_safetensors=True, dtype=dtype, output_loading_info=True,
-            **offline_kwargs(model_id), **_optional_parts(cls, ckpt.keys),
+            **offline_kwargs(model_id), **_optional_parts(cls, config, ckpt.keys),
         )
     except (OSError, ValueError, RuntimeError) as err:
         raise GardenerError(f"could not load {model_id}: {str(err).splitlines()[0]}") from None
@@ -456,18 +461,31 @@ def load_model(
     return model
 
 
-def _optional_parts(cls: type[nn.Module], keys: frozenset[str]) -> dict[str, Any]:
+def _optional_parts(cls: type[nn.Module], config: dict[str, Any], keys: frozenset[str]) -> dict[str, Any]:
     """Constructor switches for optional parts the checkpoint has no weights for.
 
-    A `ViTModel` loaded from a checkpoint without a pooler would otherwise build one at random, and
-    `save_pretrained` would write those random weights into the pruned repo as if they were the source's.
+    A `ViTModel` (or `DeiTModel`, `BeitModel`, ...) loaded from a checkpoint without a pooler would
+    otherwise build one at random, and `save_pretrained` would write those random weights into the
+    pruned repo as if they were the source's. A pooler without weights of its own (BEiT's, without mean
+    pooling) is kept: it changes the outputs, not the files.
     """
     import inspect
 
-    if "add_pooling_layer" in inspect.signature(cls.__init__).parameters:
-        if not any(k.split(".")[0] == "pooler" or ".pooler." in f".{k}" for k in keys):
-            return {"add_pooling_layer": False}
-    return {}
+    if "add_pooling_layer" not in inspect.signature(cls.__init__).parameters:
+        return {}
+    if any(k.split(".")[0] == "pooler" or ".pooler." in f".{k}" for k in keys):
+        return {}
+    from transformers import AutoConfig
+
+    data = {k: v for k, v in config.items() if k != "model_type"}
+    try:
+        with torch.device("meta"):
+            twin = cls(AutoConfig.for_model(config["model_type"], **data))
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as err:  # from_pretrained says why
+        logger.debug("could not build %s on the meta device: %s", cls.__name__, err)
+        return {"add_pooling_layer": False}
+    pooler_params = [n for n, _ in twin.named_parameters() if n.split(".")[0] == "pooler" or ".pooler." in f".{n}"]
+    return {"add_pooling_layer": False} if pooler_params else {}
 
 
 def require_finite(model: nn.Module, model_id: str) -> None:

@@ -1,52 +1,115 @@
 """Analytic cost of a ViT-style encoder: parameters and FLOPs per forward pass.
 
 FLOPs follow the convention of the paper and of fvcore: one multiply-accumulate counts as one FLOP.
-Counted: patch embedding, the q/k/v/output projections and MLP of each block, the two attention
-matmuls (QK^T and AV), and the classifier head. LayerNorm, softmax, GELU and biases are not
-counted (a fraction of a percent). For VideoMAE-B at 16x224x224 this gives 180.3 GFLOPs, the
-paper's 180.
+Counted: the patch embedding, every linear layer of each block (q/k/v/output projections, the MLP,
+gated or not), the two attention matmuls (QK^T and AV) over all tokens ([CLS], distillation and
+register tokens included), and a linear classifier head. LayerNorm, softmax, GELU, rotary embeddings
+and biases are not counted (a fraction of a percent), nor attentive-pooling heads (V-JEPA 2's
+classifier). For VideoMAE-B at 16x224x224 this gives 180.3 GFLOPs, the paper's 180.
+
+The shapes come from the config: a copy of the model is built on the meta device (no memory, no
+weights) and its block's linear layers and patch-embedding convolution are read off.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
+import torch
 from torch import nn
 
 from .arch import get_arch, get_blocks
 
 
-def num_tokens(config: Any) -> int:
-    """Tokens the encoder sees for one unmasked input at the config's resolution."""
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, (list, tuple)):
+        return int(value[0]), int(value[-1])
+    return int(value), int(value)
+
+
+def num_patches(config: Any) -> int:
+    """Patch (or, for video, tubelet) tokens of one input at the config's resolution."""
     spec = get_arch(config)
-    patches = (config.image_size // config.patch_size) ** 2
-    if spec.video:
-        return (config.num_frames // config.tubelet_size) * patches
-    return patches + 1  # + [CLS]
+    height, width = _pair(getattr(config, spec.size_key))
+    patch_h, patch_w = _pair(config.patch_size)
+    patches = (height // patch_h) * (width // patch_w)
+    if spec.frames_key:
+        patches *= getattr(config, spec.frames_key) // config.tubelet_size
+    return patches
+
+
+def num_tokens(config: Any) -> int:
+    """Tokens the encoder sees for one unmasked input: patches plus [CLS] / distillation / register tokens."""
+    return num_patches(config) + get_arch(config).num_prefix_tokens(config)
+
+
+@functools.lru_cache(maxsize=32)
+def _shapes(config_json: str, model_type: str) -> tuple[int, int]:
+    """(linear MACs per token of one block, MACs per patch of the patch embedding) for a config."""
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.for_model(model_type, **_json_loads(config_json))
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+    block = get_blocks(model)[0]
+    linear = sum(m.in_features * m.out_features for m in block.modules() if isinstance(m, nn.Linear))
+    conv = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))), None)
+    embed = 0 if conv is None else conv.out_channels * (conv.in_channels // conv.groups) * math.prod(conv.kernel_size)
+    return linear, embed
+
+
+def _json_loads(text: str) -> dict[str, Any]:
+    import json
+
+    data = json.loads(text)
+    data.pop("model_type", None)
+    return data
+
+
+def _config_shapes(config: Any) -> tuple[int, int]:
+    data = config.to_dict()
+    data["num_hidden_layers"] = 1  # one block is enough to read the shapes
+    for key in ("gardener", "architectures", "_name_or_path", "transformers_version",  # and the per-stage taps:
+                "out_features", "out_indices", "stage_names", "_out_features", "_out_indices"):
+        data.pop(key, None)
+    import json
+
+    return _shapes(json.dumps(data, sort_keys=True, default=str), config.model_type)
 
 
 def block_flops(config: Any) -> int:
     """Multiply-accumulates of one transformer block."""
-    n, d, i = num_tokens(config), config.hidden_size, config.intermediate_size
-    return n * (4 * d * d + 2 * d * i) + 2 * n * n * d
+    n, d = num_tokens(config), config.hidden_size
+    linear, _ = _config_shapes(config)
+    return n * linear + 2 * n * n * d
 
 
-def encoder_flops(config: Any, num_blocks: int | None = None, num_labels: int = 0) -> int:
-    """Multiply-accumulates of patch embedding + `num_blocks` blocks + a `num_labels`-way linear head."""
-    spec = get_arch(config)
+def encoder_flops(config: Any, num_blocks: int | None = None, num_labels: int = 0, *, head_macs: int | None = None) -> int:
+    """Multiply-accumulates of patch embedding + `num_blocks` blocks + a linear head.
+
+    Args:
+        config: a supported model's config.
+        num_blocks: blocks counted (default: `config.num_hidden_layers`).
+        num_labels: size of a `hidden_size -> num_labels` linear head (0: none).
+        head_macs: the head's MACs per input, when it is not that shape (overrides `num_labels`).
+    """
     blocks = config.num_hidden_layers if num_blocks is None else num_blocks
-    n_patch = (config.image_size // config.patch_size) ** 2
-    patch_dim = config.num_channels * config.patch_size**2
-    if spec.video:
-        n_patch *= config.num_frames // config.tubelet_size
-        patch_dim *= config.tubelet_size
-    embed = n_patch * patch_dim * config.hidden_size
-    return embed + blocks * block_flops(config) + config.hidden_size * num_labels
+    _, per_patch = _config_shapes(config)
+    head = config.hidden_size * num_labels if head_macs is None else head_macs
+    return num_patches(config) * per_patch + blocks * block_flops(config) + head
 
 
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (shared tensors counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def _head_macs(model: nn.Module) -> int:
+    """MACs of the linear classifier(s) of a head model (`classifier`, DeiT's `cls_classifier`, ...)."""
+    return sum(m.in_features * m.out_features for name, m in model.named_modules()
+               if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1].endswith("classifier"))
 
 
 def cost_summary(model: nn.Module, source_blocks: int) -> dict[str, Any]:
@@ -61,14 +124,13 @@ def cost_summary(model: nn.Module, source_blocks: int) -> dict[str, Any]:
     """
     config = model.config
     blocks = get_blocks(model)
-    classifier = getattr(model, "classifier", None)
-    labels = classifier.out_features if isinstance(classifier, nn.Linear) else 0
+    head = _head_macs(model)
     per_block = sum(p.numel() for p in blocks[0].parameters()) if len(blocks) else 0
     params = count_parameters(model)
     return {
         "params": params,
         "params_source": params + (source_blocks - len(blocks)) * per_block,
-        "gflops": encoder_flops(config, len(blocks), labels) / 1e9,
-        "gflops_source": encoder_flops(config, source_blocks, labels) / 1e9,
+        "gflops": encoder_flops(config, len(blocks), head_macs=head) / 1e9,
+        "gflops_source": encoder_flops(config, source_blocks, head_macs=head) / 1e9,
         "tokens": num_tokens(config),
     }

@@ -18,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from ._version import __version__
-from .arch import base_model, block_list_path, get_arch
+from .arch import base_model, block_list_path, get_arch, get_blocks
 
 # Re-exported: these lived here before checkpoint.py, and `from gardener_hf.surgery import ...` keeps working.
 from .checkpoint import copy_processor_files, load_model, model_class_for, public_name  # noqa: F401
@@ -153,27 +153,119 @@ def make_plan(
 def apply_plan(model: nn.Module, plan: PrunePlan) -> nn.Module:
     """Keep `plan.kept` blocks of `model` in place; rewrite the block list and the config together.
 
+    Everything per block follows the blocks: per-layer config lists (`layer_types`) are sliced, backbone
+    taps (`out_indices` / `out_features` / `stage_names`) renumbered, a stored `layer_idx` renumbered, and
+    depth-dependent drop-path rates (BEiT, data2vec-vision, V-JEPA 2) set to what `from_pretrained` builds
+    for the smaller config, so the pruned model in memory is the model its saved files load as.
+
     If the model was already pruned by gardener_hf, the recorded block indices are composed so that
     `config.gardener["kept_blocks"]` always refers to the original checkpoint's blocks.
 
     Returns:
         The same model object, pruned.
+
+    Raises:
+        PlanError: the plan does not fit the model, or the config needs the output of a removed block
+            (BEiT's `add_fpn` taps).
     """
     parent, attr = block_list_path(model)
     blocks: nn.ModuleList = getattr(parent, attr)
     if len(blocks) != plan.num_blocks:
         raise PlanError(f"the plan is for {plan.num_blocks} blocks but the model has {len(blocks)}")
-    setattr(parent, attr, nn.ModuleList([blocks[i] for i in plan.kept]))
-
-    config = model.config
+    configs = list({id(model.config): model.config, id(base_model(model).config): base_model(model).config}.values())
+    updates = [_per_block_config(cfg, plan) for cfg in configs]  # may refuse: nothing is changed before this
     record = PruningRecord.from_plan(plan, PruningRecord.from_model(model)).to_dict()
-    for cfg in {id(config): config, id(base_model(model).config): base_model(model).config}.values():
+
+    setattr(parent, attr, nn.ModuleList([blocks[i] for i in plan.kept]))
+    for cfg, update in zip(configs, updates, strict=True):
         cfg.num_hidden_layers = plan.num_kept
+        for key, value in update.items():
+            if key == "out_indices" and hasattr(cfg, "set_output_features_output_indices"):
+                cfg.stage_names = ["stem"] + [f"stage{i}" for i in range(1, plan.num_kept + 1)]
+                cfg.set_output_features_output_indices(out_features=None, out_indices=value)
+            else:
+                setattr(cfg, key, value)
         setattr(cfg, CONFIG_KEY, record)
         for key in REMOTE_CODE_KEYS:  # a pruned repo never points at remote code
             if key in cfg.__dict__:
                 delattr(cfg, key)
+    _renumber_blocks(getattr(parent, attr), plan)
+    _rebuild_drop_paths(model, getattr(parent, attr))
     return model
+
+
+def _map_taps(taps: Sequence[int], plan: PrunePlan) -> tuple[list[int], list[int]]:
+    """Map stage indices (0 = embeddings, s = output of block s-1) to the pruned model's; also the dropped ones."""
+    stages = plan.num_blocks + 1
+    position = {block: i for i, block in enumerate(plan.kept)}
+    mapped, dropped = [], []
+    for tap in taps:
+        stage = tap + stages if tap < 0 else tap
+        if stage == 0:
+            mapped.append(0)
+        elif stage - 1 in position:
+            mapped.append(position[stage - 1] + 1)
+        else:
+            dropped.append(tap)
+    return mapped, dropped
+
+
+def _per_block_config(config: Any, plan: PrunePlan) -> dict[str, Any]:
+    """The config fields, other than `num_hidden_layers`, that must change with the blocks kept."""
+    update: dict[str, Any] = {}
+    layer_types = getattr(config, "layer_types", None)
+    if isinstance(layer_types, (list, tuple)) and len(layer_types) == plan.num_blocks:
+        update["layer_types"] = [layer_types[i] for i in plan.kept]
+    taps = getattr(config, "out_indices", None)
+    if isinstance(taps, (list, tuple)) and taps:
+        if hasattr(config, "stage_names") and list(taps) == [plan.num_blocks]:  # the default: the last stage
+            mapped, dropped = [plan.num_kept], []
+        else:
+            mapped, dropped = _map_taps(list(taps), plan)
+        if dropped and getattr(config, "add_fpn", False):
+            raise PlanError(
+                f"out_indices={list(taps)} feed the FPN (add_fpn=True), but the plan removes the block(s) behind "
+                f"{dropped}; keep blocks {sorted(t - 1 for t in taps if t > 0)} or prune a checkpoint without add_fpn"
+            )
+        if dropped:
+            # Only backbone and segmentation heads read these taps, and gardener_hf loads neither.
+            logger.info("out_indices %s name the output of removed blocks: dropped from the pruned config", dropped)
+        update["out_indices"] = mapped or [plan.num_kept]
+    return update
+
+
+def _renumber_blocks(blocks: nn.ModuleList, plan: PrunePlan) -> None:
+    """A `layer_idx` stored in a kept block (or inside it) becomes the block's new position."""
+    for position, (block, source) in enumerate(zip(blocks, plan.kept, strict=True)):
+        for module in block.modules():
+            if isinstance(getattr(module, "layer_idx", None), int) and module.layer_idx == source:
+                module.layer_idx = position
+
+
+def _rebuild_drop_paths(model: nn.Module, blocks: nn.ModuleList) -> None:
+    """Give the kept blocks the drop-path modules `from_pretrained` builds for the pruned config.
+
+    BEiT, data2vec-vision and V-JEPA 2 spread the drop-path rate linearly over the depth, so block i of
+    the pruned model gets the rate of position i in the smaller model, not the one it had. A twin of the
+    pruned model is built on the meta device (no memory, no weights) and its parameterless drop-path
+    modules are copied over.
+    """
+    import copy
+
+    import torch
+
+    if not any("drop_path" in name.rsplit(".", 1)[-1] for name, _ in blocks.named_modules()):
+        return
+    with torch.device("meta"):
+        twin = type(model)(copy.deepcopy(model.config))
+    for block, twin_block in zip(blocks, get_blocks(twin), strict=True):
+        for name, module in twin_block.named_modules():
+            leaf = name.rsplit(".", 1)[-1]
+            if "drop_path" not in leaf or any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
+                continue
+            owner = block.get_submodule(name.rpartition(".")[0]) if "." in name else block
+            replacement = copy.deepcopy(module).train(getattr(owner, leaf).training)  # the twin was built in train mode
+            setattr(owner, leaf, replacement)
 
 
 @dataclass

@@ -13,7 +13,9 @@ from transformers import ViTConfig, ViTModel
 
 from gardener_hf.cli import main
 
-BLOCK = re.compile(r"^(.*?(?:encoder\.layer|layers))\.(\d+)\.(.*)$")
+# Encoder blocks in the Hub's key form, written out here: `[base.]encoder.layer.N`, DINOv3's bare `layer.N`.
+# Decoder, predictor (V-JEPA 2) and pooler blocks do not match and must come through unchanged.
+BLOCK = re.compile(r"^((?:[a-z0-9_]+\.)?(?:encoder\.layer|layers)|layer)\.(\d+)\.(.*)$")
 
 
 def _expected(source: dict[str, torch.Tensor], kept: list[int]) -> dict[str, torch.Tensor]:

@@ -4,6 +4,7 @@ transformers (concrete class, Auto class, pipeline) to identical outputs."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,30 +15,33 @@ from conftest import ALL_CLASSES, NUM_BLOCKS, main_output, make_inputs, make_mod
 from safetensors.torch import load_file, save_file
 
 from gardener_hf import make_plan, prune_model, score_model
-from gardener_hf.arch import get_arch, get_blocks
+from gardener_hf.arch import get_blocks
 from gardener_hf.errors import PlanError
 from gardener_hf.checkpoint import copy_processor_files
 from gardener_hf.constants import PRUNING_FILE
 from gardener_hf.surgery import apply_plan, save_pruned
 
 
+# Where each supported class keeps its encoder blocks in memory, written out here, not asked of gardener_hf.
+MEMORY_BLOCKS = re.compile(r"^((?:[a-z0-9_]+\.)?(?:encoder\.layer|layers)|model\.layer)\.(\d+)\.(.*)$")
+
+
 def reference_pruned(model: torch.nn.Module, kept: list[int]) -> torch.nn.Module:
     """Build the smaller model from scratch and copy weights by renaming keys: no gardener code involved."""
     config = model.config.__class__.from_dict(model.config.to_dict())
     config.num_hidden_layers = len(kept)
+    for taps in ("out_features", "out_indices", "stage_names"):  # a backbone's taps refer to the old depth
+        config.__dict__.pop(taps, None)
+        config.__dict__.pop(f"_{taps}", None)
     ref = type(model)(config).eval()
-    prefix = "layers." if get_arch(model).model_type != "videomae" else "encoder.layer."
     state = {}
     for key, value in model.state_dict().items():
-        marker = next((m for m in (f"vit.{prefix}", f"videomae.{prefix}", prefix) if key.startswith(m)), None)
-        if marker is None:
+        match = MEMORY_BLOCKS.match(key)
+        if match is None:
             state[key] = value
-            continue
-        index, rest = key[len(marker):].split(".", 1)
-        if int(index) in kept:
-            state[f"{marker}{kept.index(int(index))}.{rest}"] = value
-    missing, unexpected = ref.load_state_dict(state, strict=True), None
-    del missing, unexpected
+        elif int(match.group(2)) in kept:
+            state[f"{match.group(1)}.{kept.index(int(match.group(2)))}.{match.group(3)}"] = value
+    ref.load_state_dict(state, strict=True)
     return ref
 
 

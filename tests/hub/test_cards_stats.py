@@ -71,7 +71,7 @@ def test_card_for_local_source_has_no_base_model(tmp_path):
     prune_model(model, score_model(model, progress=False), keep=2)  # source: none recorded
     card = build_card(model, repo_id="me/x", command="gardener ...")
     data = card.data.to_dict()
-    assert "base_model" not in data and "pipeline_tag" not in data
+    assert "base_model" not in data and data["pipeline_tag"] == "image-feature-extraction"
 
 
 def test_plot_is_png(tmp_path):
