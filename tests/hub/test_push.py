@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from conftest import REPO
@@ -12,11 +13,12 @@ from conftest import REPO
 TOKEN = "hf_test_token_123"
 
 
-def push(hub, *args: str, token: str = TOKEN) -> subprocess.CompletedProcess:
+def push(hub, *args: str, token: str = TOKEN, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the headline script against the loopback Hub, in `cwd` (a failed push keeps its variant there)."""
     env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_TOKEN": token, "HF_HUB_OFFLINE": "0",
            "HF_HUB_DISABLE_TELEMETRY": "1"}
     return subprocess.run([sys.executable, str(REPO / "scripts" / "push_pruned.py"), *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=300, cwd=cwd or tempfile.mkdtemp())
 
 
 def staged_files(folder: Path) -> dict[str, bytes]:
@@ -55,8 +57,10 @@ def test_push_default_namespace_branch_and_pr(fake_hub, tiny_videomae_dir, tmp_p
 
 def test_wrong_token_is_one_line_and_never_echoed(fake_hub, tiny_videomae_dir, tmp_path):
     bad = "hf_wrong_secret_987"
-    result = push(fake_hub, str(tiny_videomae_dir), "--keep", "2", "--repo-id", "tester/x", "-q", token=bad)
+    result = push(fake_hub, str(tiny_videomae_dir), "--keep", "2", "--repo-id", "tester/x", "-q", token=bad,
+                  cwd=tmp_path)
     assert result.returncode == 2
+    assert (tmp_path / "x" / "model.safetensors").is_file()  # the staged variant is kept where the user ran it
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
     assert bad not in result.stdout + result.stderr
     assert "tester/x" not in fake_hub.repos
