@@ -29,10 +29,10 @@ def _pair(value: Any) -> tuple[int, int]:
     return int(value), int(value)
 
 
-def num_patches(config: Any) -> int:
-    """Patch (or, for video, tubelet) tokens of one input at the config's resolution."""
+def num_patches(config: Any, input_size: tuple[int, int] | None = None) -> int:
+    """Patch (or, for video, tubelet) tokens of one input at `input_size` (height, width), else the config's."""
     spec = get_arch(config)
-    height, width = _pair(getattr(config, spec.size_key))
+    height, width = input_size or _pair(getattr(config, spec.size_key))
     patch_h, patch_w = _pair(config.patch_size)
     patches = (height // patch_h) * (width // patch_w)
     if spec.frames_key:
@@ -40,9 +40,9 @@ def num_patches(config: Any) -> int:
     return patches
 
 
-def num_tokens(config: Any) -> int:
+def num_tokens(config: Any, input_size: tuple[int, int] | None = None) -> int:
     """Tokens the encoder sees for one unmasked input: patches plus [CLS] / distillation / register tokens."""
-    return num_patches(config) + get_arch(config).num_prefix_tokens(config)
+    return num_patches(config, input_size) + get_arch(config).num_prefix_tokens(config)
 
 
 @functools.lru_cache(maxsize=32)
@@ -79,14 +79,21 @@ def _config_shapes(config: Any) -> tuple[int, int]:
     return _shapes(json.dumps(data, sort_keys=True, default=str), config.model_type)
 
 
-def block_flops(config: Any) -> int:
+def block_flops(config: Any, input_size: tuple[int, int] | None = None) -> int:
     """Multiply-accumulates of one transformer block."""
-    n, d = num_tokens(config), config.hidden_size
+    n, d = num_tokens(config, input_size), config.hidden_size
     linear, _ = _config_shapes(config)
     return n * linear + 2 * n * n * d
 
 
-def encoder_flops(config: Any, num_blocks: int | None = None, num_labels: int = 0, *, head_macs: int | None = None) -> int:
+def encoder_flops(
+    config: Any,
+    num_blocks: int | None = None,
+    num_labels: int = 0,
+    *,
+    head_macs: int | None = None,
+    input_size: tuple[int, int] | None = None,
+) -> int:
     """Multiply-accumulates of patch embedding + `num_blocks` blocks + a linear head.
 
     Args:
@@ -94,11 +101,13 @@ def encoder_flops(config: Any, num_blocks: int | None = None, num_labels: int = 
         num_blocks: blocks counted (default: `config.num_hidden_layers`).
         num_labels: size of a `hidden_size -> num_labels` linear head (0: none).
         head_macs: the head's MACs per input, when it is not that shape (overrides `num_labels`).
+        input_size: (height, width) of the input, when it is not the config's `image_size` (DINOv2 configs
+            say 518, the size of their position grid, while their processors crop 224).
     """
     blocks = config.num_hidden_layers if num_blocks is None else num_blocks
     _, per_patch = _config_shapes(config)
     head = config.hidden_size * num_labels if head_macs is None else head_macs
-    return num_patches(config) * per_patch + blocks * block_flops(config) + head
+    return num_patches(config, input_size) * per_patch + blocks * block_flops(config, input_size) + head
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -112,15 +121,17 @@ def _head_macs(model: nn.Module) -> int:
                if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1].endswith("classifier"))
 
 
-def cost_summary(model: nn.Module, source_blocks: int) -> dict[str, Any]:
+def cost_summary(model: nn.Module, source_blocks: int, input_size: tuple[int, int] | None = None) -> dict[str, Any]:
     """Parameters and GFLOPs of `model` next to the same model with `source_blocks` blocks.
 
     Args:
         model: a (pruned) supported model.
         source_blocks: number of blocks before pruning.
+        input_size: (height, width) of an input (default: the config's resolution).
 
     Returns:
-        `{"params": int, "params_source": int, "gflops": float, "gflops_source": float, "tokens": int}`.
+        `{"params", "params_source", "gflops", "gflops_source", "tokens", "input"}`; `input` describes
+        one input, e.g. `224x224` or `16x224x224` for a clip.
     """
     config = model.config
     blocks = get_blocks(model)
@@ -130,7 +141,15 @@ def cost_summary(model: nn.Module, source_blocks: int) -> dict[str, Any]:
     return {
         "params": params,
         "params_source": params + (source_blocks - len(blocks)) * per_block,
-        "gflops": encoder_flops(config, len(blocks), head_macs=head) / 1e9,
-        "gflops_source": encoder_flops(config, source_blocks, head_macs=head) / 1e9,
-        "tokens": num_tokens(config),
+        "gflops": encoder_flops(config, len(blocks), head_macs=head, input_size=input_size) / 1e9,
+        "gflops_source": encoder_flops(config, source_blocks, head_macs=head, input_size=input_size) / 1e9,
+        "tokens": num_tokens(config, input_size),
+        "input": _describe_input(config, input_size),
     }
+
+
+def _describe_input(config: Any, input_size: tuple[int, int] | None) -> str:
+    spec = get_arch(config)
+    height, width = input_size or _pair(getattr(config, spec.size_key))
+    frames = f"{getattr(config, spec.frames_key)}x" if spec.frames_key else ""
+    return f"{frames}{height}x{width}"

@@ -18,7 +18,7 @@ from .._version import __version__
 from ..arch import get_arch
 from ..checkpoint import is_hub_id, resolve_file
 from ..plotting import plot_block_scores  # noqa: F401  (lived here in gardener_hf 0.1)
-from ..constants import CARD_FILE, PLOT_FILE
+from ..constants import CARD_FILE, PLOT_FILE, PROCESSOR_FILES
 from ..scoring import criterion_summary
 from ..stats import cost_summary
 from ..surgery import PruningRecord
@@ -65,6 +65,7 @@ def build_card(
     license: str | None = None,
     training: dict[str, Any] | None = None,
     load_id: str | None = None,
+    input_size: tuple[int, int] | None = None,
 ) -> ModelCard:
     """Render the model card of a pruned model.
 
@@ -81,6 +82,8 @@ def build_card(
             or None without evaluation), `hyperparameters` (dict), `global_step`, and the file names
             `curve_file` / `confusion_file` of plots staged beside the card (or None). The metrics go
             into the model-index metadata as well.
+        input_size: (height, width) the costs are counted at; default: the processor's crop (see
+            `processor_input_size`) is passed by `stage_variant`, else the config's resolution.
 
     Returns:
         A `GardenerModelCard`; `card.save(path)` writes README.md.
@@ -108,7 +111,7 @@ def build_card(
         eval_results=eval_results,
         model_name=repo_id.split("/")[-1] if eval_results else None,
     )
-    cost = cost_summary(model, record.source_num_blocks)
+    cost = cost_summary(model, record.source_num_blocks, input_size)
     kept = set(record.kept_blocks)
     score_of = record.score_of()
     ranks = record.ranks()
@@ -144,6 +147,7 @@ def build_card(
         gflops=f"{cost['gflops']:.3g}",
         gflops_source=f"{cost['gflops_source']:.3g}",
         tokens=cost["tokens"],
+        input_desc=cost["input"],
         plot_file=PLOT_FILE,
         blocks=rows,
         command=command,
@@ -190,3 +194,26 @@ def _training_view(training: dict[str, Any] | None) -> dict[str, Any] | None:
     ]
     view["hyperparameters"] = [(k, v) for k, v in (training.get("hyperparameters") or {}).items() if v is not None]
     return view
+
+
+def processor_input_size(folder: str | Path) -> tuple[int, int] | None:
+    """(height, width) a checkpoint's processor feeds the model: its crop, else its fixed resize; None if unknown.
+
+    DINOv2 configs say `image_size` 518 (the size of their position grid) while their processors crop 224;
+    the card counts FLOPs at what the model is given.
+    """
+    import json
+
+    for name in PROCESSOR_FILES:
+        path = Path(folder) / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        for key, active in (("crop_size", data.get("do_center_crop", True)), ("size", data.get("do_resize", True))):
+            size = data.get(key)
+            if active and isinstance(size, dict) and isinstance(size.get("height"), int) and isinstance(size.get("width"), int):
+                return size["height"], size["width"]
+    return None

@@ -21,7 +21,7 @@ from ..constants import CARD_FILE, PLOT_FILE
 from ..errors import GardenerError, first_line, is_network_error
 from ..plotting import plot_block_scores
 from ..surgery import PruningRecord, save_pruned
-from .cards import build_card
+from .cards import build_card, processor_input_size
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ def stage_variant(
         save_pruned(model, tmp, source=source, revision=revision, token=token)
         record = PruningRecord.from_model(model)
         plot_block_scores(record, tmp / PLOT_FILE)
-        card = build_card(model, repo_id=repo_id, command=command, license=license, load_id=load_id,
-                          **(card_kwargs or {}))
+        card_kwargs = {"input_size": processor_input_size(tmp), **(card_kwargs or {})}
+        card = build_card(model, repo_id=repo_id, command=command, license=license, load_id=load_id, **card_kwargs)
         card.save(tmp / CARD_FILE)
         for name, path in (extra_files or {}).items():
             shutil.copyfile(path, tmp / name)

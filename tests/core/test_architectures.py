@@ -210,3 +210,20 @@ def test_flops_match_torch_flop_counter(name):
         model(**inputs)
     macs_per_input = counter.get_total_flops() / 2 / inputs["pixel_values"].shape[0]
     assert cost_summary(model, 6)["gflops"] * 1e9 == pytest.approx(macs_per_input, rel=1e-12)
+
+
+def test_card_counts_flops_at_the_processors_crop_not_the_position_grid(tmp_path, capsys):
+    """DINOv2 configs say image_size 518 (their position grid); their processors crop 224. Tiny: 64 vs 32."""
+    import transformers
+
+    config = tiny_config("Dinov2Model")
+    config.image_size = 64
+    src = tmp_path / "src"
+    transformers.Dinov2Model(config).save_pretrained(src)
+    transformers.BitImageProcessorPil(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}).save_pretrained(src)
+    from gardener_hf.hub.cards import processor_input_size
+
+    assert processor_input_size(src) == (32, 32)
+    assert main(["push", str(src), "--keep", "3", "--dry-run", "--output-dir", str(tmp_path / "out"), "-q"]) == 0
+    card = next((tmp_path / "out").glob("*/README.md")).read_text()
+    assert "GFLOPs per input (32x32, 17 tokens)" in card  # 4x4 patches of 8 px + [CLS]
