@@ -3,9 +3,10 @@
 FLOPs follow the convention of the paper and of fvcore: one multiply-accumulate counts as one FLOP.
 Counted: the patch embedding, every linear layer of each block (q/k/v/output projections, the MLP,
 gated or not), the two attention matmuls (QK^T and AV) over all tokens ([CLS], distillation and
-register tokens included), and a linear classifier head. LayerNorm, softmax, GELU, rotary embeddings
-and biases are not counted (a fraction of a percent), nor attentive-pooling heads (V-JEPA 2's
-classifier). For VideoMAE-B at 16x224x224 this gives 180.3 GFLOPs, the paper's 180.
+register tokens included), and linear classifier heads (modules named `...classifier`). LayerNorm,
+softmax, GELU, rotary embeddings and biases are not counted (a fraction of a percent), nor what runs
+beside the encoder: pretraining decoders, masked-image-modelling heads, V-JEPA 2's predictor (which
+`VJEPA2Model` runs unless `skip_predictor=True`) and its attentive-pooling classifier. For VideoMAE-B at 16x224x224 this gives 180.3 GFLOPs, the paper's 180.
 
 The shapes come from the config: a copy of the model is built on the meta device (no memory, no
 weights) and its block's linear layers and patch-embedding convolution are read off.
@@ -71,8 +72,11 @@ def _json_loads(text: str) -> dict[str, Any]:
 def _config_shapes(config: Any) -> tuple[int, int]:
     data = config.to_dict()
     data["num_hidden_layers"] = 1  # one block is enough to read the shapes
-    for key in ("gardener", "architectures", "_name_or_path", "transformers_version",  # and the per-stage taps:
-                "out_features", "out_indices", "stage_names", "_out_features", "_out_indices"):
+    if isinstance(data.get("layer_types"), list):
+        data["layer_types"] = data["layer_types"][:1]
+    for key in ("gardener", "architectures", "_name_or_path", "transformers_version", "id2label", "label2id",
+                # the per-stage taps, and BEiT's FPN that insists on four of them
+                "out_features", "out_indices", "stage_names", "_out_features", "_out_indices", "add_fpn"):
         data.pop(key, None)
     import json
 

@@ -195,16 +195,19 @@ def apply_plan(model: nn.Module, plan: PrunePlan) -> nn.Module:
 
 
 def _map_taps(taps: Sequence[int], plan: PrunePlan) -> tuple[list[int], list[int]]:
-    """Map stage indices (0 = embeddings, s = output of block s-1) to the pruned model's; also the dropped ones."""
-    stages = plan.num_blocks + 1
+    """Map stage indices (0 = embeddings, s = output of block s-1) to the pruned model's; also the dropped ones.
+
+    A negative tap counts from the end (-1: the last stage) and keeps that meaning in the pruned model.
+    """
     position = {block: i for i, block in enumerate(plan.kept)}
     mapped, dropped = [], []
     for tap in taps:
-        stage = tap + stages if tap < 0 else tap
-        if stage == 0:
+        if tap < 0 and -tap <= plan.num_kept + 1:
+            mapped.append(tap)
+        elif tap == 0:
             mapped.append(0)
-        elif stage - 1 in position:
-            mapped.append(position[stage - 1] + 1)
+        elif tap > 0 and tap - 1 in position:
+            mapped.append(position[tap - 1] + 1)
         else:
             dropped.append(tap)
     return mapped, dropped
@@ -225,7 +228,8 @@ def _per_block_config(config: Any, plan: PrunePlan) -> dict[str, Any]:
         if dropped and getattr(config, "add_fpn", False):
             raise PlanError(
                 f"out_indices={list(taps)} feed the FPN (add_fpn=True), but the plan removes the block(s) behind "
-                f"{dropped}; keep blocks {sorted(t - 1 for t in taps if t > 0)} or prune a checkpoint without add_fpn"
+                f"{dropped}; keep blocks {sorted(t - 1 for t in taps if t > 0)} (the outputs they name) or prune a "
+                "checkpoint without add_fpn"
             )
         if dropped:
             # Only backbone and segmentation heads read these taps, and gardener_hf loads neither.

@@ -212,6 +212,10 @@ def processor_input_size(folder: str | Path) -> tuple[int, int] | None:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
+        for nested in ("image_processor", "video_processor"):  # processor_config.json nests them
+            if isinstance(data.get(nested), dict):
+                data = data[nested]
+                break
         for key, active in (("crop_size", data.get("do_center_crop", True)), ("size", data.get("do_resize", True))):
             size = data.get(key)
             if active and isinstance(size, dict) and isinstance(size.get("height"), int) and isinstance(size.get("width"), int):

@@ -111,6 +111,46 @@ def test_scores_stream_from_the_hub_spelling(name, spelled, tmp_path):
     assert score_pretrained(str(tmp_path / "m"), progress=False).scores == score_model(model, progress=False).scores
 
 
+def test_a_gated_mlp_is_scored_as_the_hubs_fused_matrix(tmp_path):
+    from safetensors.torch import load_file
+
+    from gardener_hf.arch import block_matrices
+
+    model = make_model("Dinov2Model+swiglu")
+    model.save_pretrained(tmp_path / "m")
+    hub = load_file(str(tmp_path / "m" / "model.safetensors"))
+    for i, block in enumerate(get_blocks(model)):  # [gate; up] in memory is weights_in on the Hub, row for row
+        assert torch.equal(block_matrices(model, block)["fc1"], hub[f"encoder.layer.{i}.mlp.weights_in.weight"])
+
+
+def test_negative_and_named_taps_follow_the_kept_blocks(tmp_path):
+    import transformers
+
+    config = tiny_config("Dinov2Model")
+    config.set_output_features_output_indices(out_features=["stage2", "stage6"], out_indices=None)
+    model = transformers.Dinov2Model(config)
+    apply_plan(model, make_plan(num_blocks=6, remove=[0, 5]))  # kept 1..4: stage 2 -> 1, stage 6 (block 5) dropped
+    assert model.config.out_indices == [1]
+    config = tiny_config("Dinov2Model")
+    config.set_output_features_output_indices(out_features=None, out_indices=[-1])
+    model = transformers.Dinov2Model(config)
+    apply_plan(model, make_plan(num_blocks=6, remove=[5]))
+    assert model.config.out_features == ["stage5"]  # -1 still names the last stage
+    model.save_pretrained(tmp_path / "p")
+    assert transformers.Dinov2Backbone.from_pretrained(tmp_path / "p").config.out_features == ["stage5"]
+
+
+def test_a_beit_with_fpn_taps_kept_prunes_and_gets_a_card():
+    import transformers
+
+    config = tiny_config("BeitModel")
+    config.add_fpn, config.out_indices = True, [2, 3, 4, 6]
+    model = transformers.BeitModel(config).eval()
+    prune_model(model, remove=[4])
+    assert model.config.out_indices == [2, 3, 4, 5]
+    assert "5 of its 6 transformer blocks" in build_card(model, repo_id="me/b", command="gardener ...").text
+
+
 def test_a_gated_mlp_scores_gate_and_up_together():
     model = make_model("Dinov2Model+swiglu")
     before = score_model(model, progress=False).scores
@@ -125,7 +165,7 @@ def test_drop_path_rates_are_those_from_pretrained_builds(name, tmp_path):
     """Depth-dependent drop-path schedules: the pruned model in memory is the model its files load as."""
     model = make_model(name)
     model.config.drop_path_rate = 0.3
-    model = type(model)(model.config)  # rebuilt so its schedule spans 0..0.3 over 6 blocks
+    model = type(model)(model.config).eval()  # rebuilt so its schedule spans 0..0.3 over 6 blocks
     apply_plan(model, make_plan(num_blocks=6, remove=[0, 2, 3]))
     model.save_pretrained(tmp_path / "p")
     reloaded = type(model).from_pretrained(tmp_path / "p")
@@ -134,7 +174,7 @@ def test_drop_path_rates_are_those_from_pretrained_builds(name, tmp_path):
         return [getattr(b.drop_path, "drop_prob", 0.0) for b in get_blocks(m)]
 
     assert rates(model) == rates(reloaded) and len(set(rates(model))) == 3
-    assert all(b.drop_path.training == model.training for b in get_blocks(model))
+    assert not any(m.training for b in get_blocks(model) for m in b.modules())  # still in eval mode
 
 
 def test_backbone_taps_follow_the_kept_blocks(tmp_path):
