@@ -382,6 +382,7 @@ class BlockScores:
         prune_first: "lowest" or "highest": which end is removed first.
         params: scorer parameters (e.g. `{"bins": 1024}`).
         source: where the weights came from (model id or path), for reports.
+        protected: blocks never removed whatever their score (`--protect`): last in the removal order.
     """
 
     criterion: str
@@ -389,6 +390,7 @@ class BlockScores:
     prune_first: PruneFirst
     params: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
+    protected: list[int] = field(default_factory=list)
 
     @property
     def num_blocks(self) -> int:
@@ -398,9 +400,24 @@ class BlockScores:
         """Block indices in the order they are removed (one shot, no re-scoring).
 
         Ties are broken by removing the deeper block first, which makes the order deterministic.
+        Protected blocks come last, in their own score order.
         """
         sign = 1.0 if self.prune_first == "lowest" else -1.0
-        return sorted(range(self.num_blocks), key=lambda i: (sign * self.scores[i], -i))
+        protected = set(self.protected)
+        return sorted(range(self.num_blocks), key=lambda i: (i in protected, sign * self.scores[i], -i))
+
+    def protect(self, blocks: Sequence[int]) -> BlockScores:
+        """These scores with `blocks` kept whatever they score (a copy; blocks are 0-based).
+
+        Raises:
+            GardenerError: a block index out of range, or every block protected.
+        """
+        blocks = sorted(set(blocks))
+        bad = [b for b in blocks if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b < self.num_blocks]
+        if bad:
+            raise GardenerError(f"protect {bad}: block indices must be 0-based integers below {self.num_blocks}")
+        return BlockScores(self.criterion, list(self.scores), self.prune_first, dict(self.params), self.source,
+                           sorted(set(self.protected) | set(blocks)))
 
     def ranks(self) -> list[int]:
         """Importance rank per block: 1 = most important (removed last)."""
@@ -414,6 +431,8 @@ class BlockScores:
         """The `keep` best blocks, in their original order."""
         if not 1 <= keep <= self.num_blocks:
             raise GardenerError(f"keep={keep}: keep must be between 1 and {self.num_blocks} for this model")
+        if keep < len(self.protected):
+            raise GardenerError(f"keep={keep} is fewer than the {len(self.protected)} protected blocks {self.protected}")
         return sorted(self.removal_order()[self.num_blocks - keep :])
 
     def to_dict(self) -> dict[str, Any]:
@@ -433,6 +452,7 @@ class BlockScores:
             prune_first=data["prune_first"],
             params=dict(data.get("params", {})),
             source=data.get("source"),
+            protected=[int(b) for b in data.get("protected", [])],
         )
 
 
@@ -484,15 +504,25 @@ def iter_model_blocks(model: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
 
 
 def score_model(
-    model: torch.nn.Module, criterion: str | Scorer = "entropy", *, progress: bool = True, **params: Any
+    model: torch.nn.Module,
+    criterion: str | Scorer = "entropy",
+    *,
+    progress: bool = True,
+    calibration: Any = None,
+    calibration_samples: int | None = None,
+    **params: Any,
 ) -> BlockScores:
-    """Score every encoder block of a loaded model from its weights alone.
+    """Score every encoder block of a loaded model: from its weights, or from calibration inputs.
 
     Args:
         model: a supported transformers model (see `supported_architectures()`).
         criterion: scorer name (`"entropy"` is Gardener's) or a `Scorer` instance.
         progress: show a progress bar.
-        **params: scorer parameters (`bins`, `seed`).
+        calibration: for the calibrated criteria (`block-influence`, `angular`, `removal-drift`,
+            `reconstruction`): a `calibration.Calibration`, a tensor, or anything `load_calibration` reads
+            (a tensor file, an image or video folder, a manifest, `"digits"`).
+        calibration_samples: samples to use (default `calibration.DEFAULT_SAMPLES`).
+        **params: scorer parameters (`bins`, `seed`, `batch_size`).
 
     Returns:
         `BlockScores`.
@@ -509,11 +539,22 @@ def score_model(
         (3, 'lowest')
     """
     get_arch(model)
+    scorer = get_scorer(criterion, **params)
+    if getattr(scorer, "needs_calibration", False):
+        if calibration is None:
+            scorer.block_stat([])  # raises: says what to pass
+        from .calibrated import score_calibrated
+        from .calibration import DEFAULT_SAMPLES, load_calibration
+
+        samples = calibration_samples or DEFAULT_SAMPLES
+        if not hasattr(calibration, "description"):
+            calibration = load_calibration(calibration, model, samples=samples, seed=int(params.get("seed") or 0))
+        return score_calibrated(model, scorer, calibration, progress=progress)
     source = getattr(getattr(model, "config", None), "_name_or_path", None) or None
     num = len(get_blocks(model))
     with torch.no_grad():
         return score_blocks(
-            iter_model_blocks(model), criterion, num_blocks=num, progress=progress, source=source, **params
+            iter_model_blocks(model), scorer, num_blocks=num, progress=progress, source=source
         )
 
 
@@ -524,12 +565,17 @@ def score_pretrained(
     revision: str | None = None,
     token: str | bool | None = None,
     progress: bool = True,
+    calibration: Any = None,
+    calibration_samples: int | None = None,
+    device: str | torch.device | None = None,
     **params: Any,
 ) -> BlockScores:
     """Score a checkpoint straight from its safetensors files, without building the model.
 
     Reads one block of weights at a time, so memory stays at about one block (about 28 MB for
     VideoMAE-B) whatever the model size. Gives the same scores as `score_model` on the loaded model.
+    A calibrated criterion (`block-influence`, ...) needs the model: it is loaded (on `device`, default
+    CUDA when there is one) and scored on `calibration` as `score_model` does.
 
     Args:
         model_id: a local folder or a Hub repo id.
@@ -537,9 +583,27 @@ def score_pretrained(
         revision: Hub revision (branch, tag or commit).
         token: Hub token, or None to use the cached login.
         progress: show a progress bar.
+        calibration / calibration_samples: for calibrated criteria (see `score_model`).
+        device: where a calibrated criterion runs the model.
         **params: scorer parameters.
     """
+    scorer = get_scorer(criterion, **params)
+    if getattr(scorer, "needs_calibration", False):
+        if calibration is None:
+            scorer.block_stat([])  # raises: says what to pass
+        from .checkpoint import load_model
+
+        model = load_model(model_id, revision=revision, token=token)
+        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        scores = score_model(model, scorer, progress=progress, calibration=calibration,
+                             calibration_samples=calibration_samples, seed=params.get("seed"))
+        scores.source = model_id
+        return scores
     ckpt = SafetensorsCheckpoint.open(model_id, revision=revision, token=token)
     return score_blocks(
-        ckpt.iter_blocks(), criterion, num_blocks=ckpt.num_blocks, progress=progress, source=model_id, **params
+        ckpt.iter_blocks(), scorer, num_blocks=ckpt.num_blocks, progress=progress, source=model_id
     )
+
+
+# The calibrated criteria register themselves in the same registry (they import Scorer and register above).
+from . import calibrated as _calibrated  # noqa: F401

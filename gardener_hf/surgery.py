@@ -77,6 +77,7 @@ def make_plan(
     keep: int | None = None,
     remove: Sequence[int] | None = None,
     remove_ratio: float | None = None,
+    protect: Sequence[int] | None = None,
 ) -> PrunePlan:
     """Decide which blocks stay, without touching any model (a dry run).
 
@@ -88,6 +89,7 @@ def make_plan(
         keep: keep the best `keep` blocks (1 <= keep <= num_blocks).
         remove: explicit 0-based block indices to remove.
         remove_ratio: fraction of blocks to remove, in [0, 1); rounded to the nearest count.
+        protect: blocks kept whatever the criterion says (recorded in the plan's params as `protected`).
 
     Returns:
         A `PrunePlan`.
@@ -110,6 +112,14 @@ def make_plan(
         num_blocks = scores.num_blocks
     if scores is not None and scores.num_blocks != num_blocks:
         raise PlanError(f"scores cover {scores.num_blocks} blocks but the model has {num_blocks}")
+    if protect:
+        bad = [b for b in protect if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b < num_blocks]
+        if bad:
+            raise PlanError(f"protect={list(protect)}: block indices must be 0-based integers below {num_blocks}")
+        if remove is not None and set(remove) & set(protect):
+            raise PlanError(f"remove={list(remove)} names protected block(s) {sorted(set(remove) & set(protect))}")
+        if scores is not None:
+            scores = scores.protect(protect)
 
     if remove_ratio is not None:
         if not isinstance(remove_ratio, (int, float)) or not 0 <= remove_ratio < 1:
@@ -122,6 +132,8 @@ def make_plan(
             raise PlanError(f"keep={keep!r}: keep must be between 1 and {num_blocks} for this model")
         if scores is None:
             raise PlanError("keep needs block scores to choose the best blocks")
+        if keep < len(scores.protected):
+            raise PlanError(f"keep={keep} is fewer than the {len(scores.protected)} protected blocks {scores.protected}")
         kept = scores.kept_blocks(keep)
     else:
         assert remove is not None
@@ -144,7 +156,7 @@ def make_plan(
         criterion=scores.criterion if keep is not None or remove is None else "manual",
         scores=list(scores.scores),
         prune_first=scores.prune_first,
-        params=dict(scores.params),
+        params={**scores.params, **({"protected": list(scores.protected)} if scores.protected else {})},
         source=scores.source,
         removal_order=scores.removal_order(),
     )
@@ -411,6 +423,7 @@ def prune_model(
     keep: int | None = None,
     remove: Sequence[int] | None = None,
     remove_ratio: float | None = None,
+    protect: Sequence[int] | None = None,
 ) -> PrunePlan:
     """Plan and apply pruning in one call; the model is modified in place.
 
@@ -420,12 +433,14 @@ def prune_model(
         keep: keep the best `keep` blocks.
         remove: explicit 0-based block indices to remove.
         remove_ratio: fraction of blocks to remove.
+        protect: blocks kept whatever the scores say.
 
     Returns:
         The `PrunePlan` that was applied.
     """
     get_arch(model)
-    plan = make_plan(scores, num_blocks=len(getattr(*block_list_path(model))), keep=keep, remove=remove, remove_ratio=remove_ratio)
+    plan = make_plan(scores, num_blocks=len(getattr(*block_list_path(model))), keep=keep, remove=remove, remove_ratio=remove_ratio,
+                     protect=protect)
     apply_plan(model, plan)
     return plan
 

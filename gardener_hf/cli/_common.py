@@ -206,7 +206,16 @@ def add_criterion_args(p: argparse.ArgumentParser) -> None:
         help="block score: " + "; ".join(f"{k}: {v}" for k, v in criteria.items()) + " (default: entropy)",
     )
     p.add_argument("--bins", type=integer, default=None, help="histogram bins for --criterion entropy-hist (default 1024)")
-    p.add_argument("--seed", type=non_negative_int, default=None, help="seed for --criterion random (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="seed for --criterion random, and of the calibration draw and masks (default 0)")
+    p.add_argument("--calibration", metavar="PATH", default=None,
+                   help="unlabeled inputs for block-influence, angular, removal-drift and reconstruction: a folder of "
+                        "images or videos, a CSV/JSON manifest, a .pt/.npy/.safetensors file holding pixel_values, or "
+                        "'digits' (generated clips, video models)")
+    p.add_argument("--calibration-samples", type=positive_int, default=None, metavar="N",
+                   help="calibration samples to use (default 32)")
+    p.add_argument("--protect", type=int_list, default=None, metavar="I,J",
+                   help="0-based blocks to keep whatever the criterion says, e.g. 0,11")
 
 
 def add_plan_args(p: argparse.ArgumentParser, *, multi: bool) -> None:
@@ -225,6 +234,11 @@ def add_plan_args(p: argparse.ArgumentParser, *, multi: bool) -> None:
 def score_params(args: argparse.Namespace) -> dict[str, Any]:
     """The criterion parameters given on the command line."""
     return {"bins": args.bins, "seed": args.seed}
+
+
+def calibration_params(args: argparse.Namespace) -> dict[str, Any]:
+    """`calibration=` / `calibration_samples=` for the scoring functions."""
+    return {"calibration": args.calibration, "calibration_samples": args.calibration_samples}
 
 
 def command_main(build_parser: Callable[[str], argparse.ArgumentParser], run: Callable[[argparse.Namespace], int],

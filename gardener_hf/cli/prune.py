@@ -20,18 +20,24 @@ def build_parser(prog: str = "gardener prune") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from .._io import atomic_folder, check_destination
     from ..checkpoint import load_model
     from ..constants import EMBEDDED_DEFAULT, EMBEDDED_NAME
     from ..scoring import score_model
     from ..surgery import apply_plan, make_plan, save_pruned
 
+
     model_id = args.model or EMBEDDED_DEFAULT
     out = check_destination(args.output_dir, args.overwrite)
     model = load_model(model_id, revision=args.revision, token=args.token)
-    scores = score_model(model, args.criterion, progress=not args.quiet, **_common.score_params(args))
+    if args.calibration is not None and torch.cuda.is_available():
+        model.cuda()  # calibrated criteria run the model; the saved tensors are the same
+    scores = score_model(model, args.criterion, progress=not args.quiet, **_common.calibration_params(args),
+                         **_common.score_params(args))
     scores.source = args.model or EMBEDDED_NAME
-    plan = make_plan(scores, keep=args.keep, remove=args.remove, remove_ratio=args.remove_ratio)
+    plan = make_plan(scores, keep=args.keep, remove=args.remove, remove_ratio=args.remove_ratio, protect=args.protect)
     apply_plan(model, plan)
     with atomic_folder(out, overwrite=args.overwrite) as tmp:
         save_pruned(model, tmp, source=model_id, revision=args.revision, token=args.token)

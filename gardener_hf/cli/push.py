@@ -101,7 +101,8 @@ def _command(args: argparse.Namespace) -> str:
     from ..hub.publish import default_command
 
     return default_command(
-        args.model, revision=args.revision, criterion=args.criterion, params=_common.score_params(args),
+        args.model, revision=args.revision, criterion=args.criterion,
+        params={**_common.score_params(args), **_common.calibration_params(args), "protect": args.protect},
         train_data=args.train_dir, eval_data=args.eval_dir, output_dir=args.output_dir, options=args.finetune_args,
     )
 
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         remove_ratio=args.remove_ratio,
         criterion=args.criterion,
         criterion_params=_common.score_params(args),
+        **_common.calibration_params(args),
+        protect=args.protect,
         repo_id=args.repo_id,
         output_dir=args.output_dir,
         dry_run=args.dry_run,

@@ -7,7 +7,7 @@ import json
 
 from . import _common
 
-HELP = "score every block from the weights alone and print a table"
+HELP = "score every block (from the weights alone, or from --calibration inputs) and print a table"
 
 
 def build_parser(prog: str = "gardener score") -> argparse.ArgumentParser:
@@ -28,8 +28,10 @@ def run(args: argparse.Namespace) -> int:
         _common.logger.info("no model given: using the embedded default %s", EMBEDDED_DEFAULT)
     scores = score_pretrained(
         model_id, args.criterion, revision=args.revision, token=args.token, progress=not args.quiet,
-        **_common.score_params(args),
+        **_common.calibration_params(args), **_common.score_params(args),
     )
+    if args.protect:
+        scores = scores.protect(args.protect)
     kept = scores.kept_blocks(args.keep) if args.keep is not None else None
     if args.json:
         doc = scores.to_dict()
@@ -40,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     ranks = scores.ranks()
     header = f"{'block':>5}  {'score':>12}  {'rank':>4}" + ("  status" if kept is not None else "")
-    print(f"{model_id}: {scores.criterion} (prunes {scores.prune_first} first)")
+    print(f"{model_id}: {scores.criterion} (prunes {scores.prune_first} first)"
+          + (f", on {scores.params['calibration']}" if "calibration" in scores.params else "")
+          + (f", protecting {scores.protected}" if scores.protected else ""))
     print(header)
     for i, value in enumerate(scores.scores):
         line = f"{i:>5}  {value:>12.6f}  {ranks[i]:>4}"

@@ -233,8 +233,11 @@ def _resize_from_config(config: Mapping[str, Any]) -> tuple[int | None, tuple[in
 
 def _crop_from_config(config: Mapping[str, Any], short_side: int | None, resize_to: tuple[int, int] | None
                       ) -> tuple[int, int]:
-    """Output size from `crop_size` / `do_center_crop`, falling back to the resized size."""
-    if config.get("do_center_crop", True):
+    """Output size from `crop_size` / `do_center_crop`, falling back to the resized size.
+
+    A processor that names no crop at all (ViT's, DINOv2's `size={"height", "width"}`) does not crop.
+    """
+    if config.get("do_center_crop", config.get("crop_size") is not None):
         if config.get("crop_size") is None:
             raise ValueError("do_center_crop is set but crop_size is missing")
         crop = config["crop_size"]

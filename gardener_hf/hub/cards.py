@@ -137,6 +137,8 @@ def build_card(
         num_blocks=record.source_num_blocks,
         criterion=record.criterion,
         criterion_summary=criterion_summary(record.criterion) or "blocks chosen by hand",
+        calibration=record.params.get("calibration"),
+        protected=record.params.get("protected"),
         prune_first=record.prune_first or "n/a",
         finetuned=training is not None,
         training=_training_view(training),

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .._io import check_destination
 from ..checkpoint import load_model, public_name, read_config, validate_model_id
 from ..constants import EMBEDDED_DEFAULT, EMBEDDED_NAME
@@ -122,6 +124,12 @@ def default_command(
     for name in ("bins", "seed"):
         if params.get(name) is not None:
             parts += [f"--{name}", str(params[name])]
+    if params.get("calibration") is not None:  # a folder or file by its name, as data are named
+        parts += ["--calibration", shlex.quote(data_name(params["calibration"]))]
+    if params.get("calibration_samples") is not None:
+        parts += ["--calibration-samples", str(params["calibration_samples"])]
+    if params.get("protect"):
+        parts += ["--protect", ",".join(str(b) for b in params["protect"])]
     for flag, value in (("--train-dir", train_data), ("--eval-dir", eval_data)):
         if isinstance(value, (str, os.PathLike)):
             parts += [flag, shlex.quote(data_name(value))]
@@ -139,6 +147,9 @@ def prune_and_publish(
     remove_ratio: float | None = None,
     criterion: str = "entropy",
     criterion_params: dict[str, Any] | None = None,
+    calibration: Any = None,
+    calibration_samples: int | None = None,
+    protect: Sequence[int] | None = None,
     repo_id: str | None = None,
     output_dir: str | Path | None = None,
     dry_run: bool = False,
@@ -162,6 +173,8 @@ def prune_and_publish(
         remove: one variant without these 0-based blocks.
         remove_ratio: one variant without round(ratio x blocks) blocks.
         criterion / criterion_params: block score and its parameters (`bins`, `seed`).
+        calibration / calibration_samples: inputs for a calibrated criterion (see `scoring.score_model`).
+        protect: blocks every variant keeps whatever the criterion says.
         repo_id: target repo id, or a template with `{namespace}` `{name}` `{keep}` `{criterion}`
             (default `{namespace}/{name}-gardener-keep{keep}`; namespace = the token's user).
         output_dir: where variants are staged, one subfolder each (None: a temporary folder).
@@ -231,15 +244,20 @@ def prune_and_publish(
             rid = format_repo_id(template, namespace=namespace, source=source_id, keep=kept, criterion=criterion)
             check_destination(root / rid.split("/")[-1], overwrite)
     model = load_model(source_id, revision=revision, token=token, model_class=model_class)
-    scores = score_model(model, criterion, progress=progress, **params)
+    if calibration is not None and torch.cuda.is_available():
+        model.cuda()  # calibrated criteria run the model; the staged tensors are the same
+    scores = score_model(model, criterion, progress=progress, calibration=calibration,
+                         calibration_samples=calibration_samples, **params)
     scores.source = source or EMBEDDED_NAME
     license = source_license(source_id, revision=revision, token=token)
+    calibration_options = {"calibration": calibration if isinstance(calibration, (str, os.PathLike)) else None,
+                           "calibration_samples": calibration_samples, "protect": protect}
     command = command or default_command(
-        source, revision=revision, criterion=criterion, params=params,
+        source, revision=revision, criterion=criterion, params={**params, **calibration_options},
         train_data=getattr(finetune, "train_data", None), eval_data=getattr(finetune, "eval_data", None),
         output_dir=output_dir,
     )
-    plans = [make_plan(scores, keep=k, remove=remove, remove_ratio=remove_ratio) for k in keeps]
+    plans = [make_plan(scores, keep=k, remove=remove, remove_ratio=remove_ratio, protect=protect) for k in keeps]
     repo_ids = [
         format_repo_id(template, namespace=namespace, source=source_id, keep=p.num_kept, criterion=criterion) for p in plans
     ]
