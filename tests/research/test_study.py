@@ -136,11 +136,17 @@ def test_study_end_to_end_resumes_and_refuses_other_settings(tmp_path):
     keys = {st.run_key(r["removed"], r["seed"], r["scratch"]) for r in map(json.loads, runs)}
     assert len(runs) == len(keys) == results["runs"]["count"]
     assert {f"r{b}@{s}" for b in range(12) for s in range(2)} | {"r@0", "r@1"} <= keys
-    assert len(keys) <= 26 + 5 * 2  # at most one k=11 plan per method and seed on top
+    assert len(keys) <= 26 + 6 * 2  # at most one k=11 plan per method and seed on top
     for name in ("REPORT.md", "results.json", "block_scores.png", "sweep.png", "study_config.json"):
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "results.json").read_text())
     assert set(saved["agreement"]) >= set(st.CRITERIA) and -1 <= saved["agreement"]["entropy"]["spearman"] <= 1
+    # the calibrated criteria, on clips of the training subset; the best of them is a sweep method
+    assert set(saved["agreement"]) >= {"block-influence", "angular", "removal-drift", "reconstruction"}
+    assert saved["calibration"].startswith("32 unlabeled clips of the moving-digit task (training digits")
+    best = max(("block-influence", "angular", "removal-drift", "reconstruction"),
+               key=lambda c: saved["agreement"][c]["spearman"])
+    assert saved["label_free_criterion"] == best and set(saved["sweep"]["label-free"]) == {"1", "11"}
     assert saved["oracle_removal_order"] == results["oracle_removal_order"]
     # the oracle's k=1 plan is its least harmful single removal, with the same accuracy as that run
     first = saved["oracle_removal_order"][0]
@@ -150,6 +156,7 @@ def test_study_end_to_end_resumes_and_refuses_other_settings(tmp_path):
     assert sorted(saved["sweep"]["gardener"]["11"]["plans"][0]) == sorted(np.argsort(entropy, kind="stable")[:11].tolist())
     report = (out / "REPORT.md").read_text()
     assert "Spearman" in report and "+0.755" in report and "paper: Gardener (entropy)" in report
+    assert f"Best label-free ({best})" in report and "no clip of the finetuning or validation sets" in report
 
     # a second call does no run again and gives the same numbers
     again = st.run_study(config, out, jobs=1, progress=False)

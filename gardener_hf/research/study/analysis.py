@@ -12,6 +12,7 @@ from torch import nn
 from ...scoring import score_blocks, score_model
 from ..synthetic import task_labels
 from .config import (
+    CALIBRATED,
     CRITERIA,
     HIST_BINS,
     METHODS,
@@ -86,21 +87,45 @@ def paper_correlations() -> dict[str, float]:
     return rank_correlations(entropy_importance, -np.asarray(PAPER_SINGLE_REMOVAL))
 
 
-def score_all(model: nn.Module, source: str) -> tuple[dict[str, Any], dict[int, Any]]:
-    """Every criterion's scores of `model`, and the K-bin histogram entropies for each K in `HIST_BINS`."""
+def score_all(model: nn.Module, source: str, calibration: Any = None, pretraining: nn.Module | None = None
+              ) -> tuple[dict[str, Any], dict[int, Any]]:
+    """Every criterion's scores of `model`, and the K-bin histogram entropies for each K in `HIST_BINS`.
+
+    With a `calibration`, the calibrated criteria too: `block-influence`, `angular` and `removal-drift` on
+    `model`'s encoder, `reconstruction` on `pretraining` (the checkpoint with its decoder) when there is one.
+    """
     scores = {c: score_model(model, c, progress=False) for c in CRITERIA}
+    if calibration is not None:
+        for c in CALIBRATED:
+            target = pretraining if c == "reconstruction" else model
+            if target is not None:
+                scores[c] = score_model(target, c, calibration=calibration, calibration_samples=calibration.num_samples,
+                                        progress=False)
     hist = {k: score_model(model, "entropy-hist", bins=k, progress=False) for k in HIST_BINS}
     for s in [*scores.values(), *hist.values()]:
         s.source = source
     return scores, hist
 
 
-def sweep_plans(method: str, removals: Sequence[int], seeds: int, scores: dict[str, Any], oracle_order: list[int], num_blocks: int):
-    """`{(removal, seed): removed blocks}` of one sweep method."""
+def best_label_free(scores: dict[str, Any], oracle_importance: np.ndarray) -> str | None:
+    """The calibrated criterion whose importance agrees best (Spearman) with the oracle's (ties: the first in
+    `CALIBRATED`), or None."""
+    ranked = [(rank_correlations(importance(scores[c]), oracle_importance)["spearman"], c) for c in CALIBRATED if c in scores]
+    ranked = [(rho, c) for rho, c in ranked if np.isfinite(rho)]
+    return max(ranked, key=lambda pair: pair[0])[1] if ranked else None
+
+
+def sweep_plans(method: str, removals: Sequence[int], seeds: int, scores: dict[str, Any], oracle_order: list[int],
+                num_blocks: int, label_free: str | None = None):
+    """`{(removal, seed): removed blocks}` of one sweep method (`label-free` follows the criterion `label_free`)."""
     plans = {}
+    if method == "label-free" and label_free is None:
+        return plans
     for seed in range(seeds):
         if method == "oracle":
             order = oracle_order
+        elif method == "label-free":
+            order = scores[label_free].removal_order()
         elif method == "random":
             order = score_blocks([[torch.zeros(1)]] * num_blocks, "random", seed=seed, progress=False).removal_order()
         else:
@@ -130,7 +155,8 @@ def analyse(config: StudyConfig, store: RunStore, scores, hist, plans, oracle_or
     oracle_importance = -single.mean(1)  # more accuracy lost = more important
 
     agreement = {}
-    rows = [(c, scores[c]) for c in CRITERIA] + [(f"entropy-hist K={k}", hist[k]) for k in HIST_BINS]
+    rows = ([(c, scores[c]) for c in (*CRITERIA, *CALIBRATED) if c in scores]
+            + [(f"entropy-hist K={k}", hist[k]) for k in HIST_BINS])
     for name, s in rows:
         imp = importance(s)
         row = rank_correlations(imp, oracle_importance)
@@ -160,6 +186,8 @@ def analyse(config: StudyConfig, store: RunStore, scores, hist, plans, oracle_or
 
     sweep = {}
     for method, plan in plans.items():
+        if not plan:
+            continue
         sweep[method] = {}
         for r in config.removals:
             runs = [store.get(plan[(r, s)], s) for s in seeds]
@@ -180,6 +208,8 @@ def analyse(config: StudyConfig, store: RunStore, scores, hist, plans, oracle_or
         "ssl_vs_finetuned": ssl_vs_ft,
         "entropy_variants": entropy_variants,
         "sweep": sweep,
+        "label_free_criterion": best_label_free(scores, oracle_importance),
+        "calibration": next((s.params.get("calibration") for s in scores.values() if "calibration" in s.params), None),
         "paper": {"agreement_entropy": paper_correlations(), "unpruned": PAPER_UNPRUNED, "single_removal": PAPER_SINGLE_REMOVAL,
                   "sweep": {m: dict(zip(map(str, PAPER_REMOVALS), v, strict=True)) for m, v in PAPER_SWEEP.items()}},
         "runs": {"count": len(runs), "cpu_seconds": round(sum(r["seconds"] for r in runs), 1)},

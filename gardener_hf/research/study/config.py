@@ -14,10 +14,15 @@ from ..synthetic import TASKS, task_clip_function
 
 #: criteria scored for the agreement table, in report order
 CRITERIA = ("entropy", "entropy-exact", "entropy-hist", "l1", "l1-reverse", "l2", "l2-reverse", "std", "kurtosis", "mi")
+#: criteria scored from calibration clips of the task's training split (never the validation clips)
+CALIBRATED = ("block-influence", "angular", "removal-drift", "reconstruction")
+#: how many calibration clips
+CALIBRATION_CLIPS = 32
 #: K for the histogram-entropy rank comparison
 HIST_BINS = (16, 64, 256, 1024, 4096)
-#: sweep methods: name -> criterion of its order ("oracle" and "random" are special)
-METHODS = {"gardener": "entropy", "oracle": None, "l1": "l1", "l1-reverse": "l1-reverse", "random": None}
+#: sweep methods: name -> criterion of its order ("oracle", "random" and "label-free" are special: "label-free" is
+#: the calibrated criterion that agrees best with the oracle)
+METHODS = {"gardener": "entropy", "oracle": None, "l1": "l1", "l1-reverse": "l1-reverse", "random": None, "label-free": None}
 
 # The paper's numbers (docs/method.md §3 and §5): UCF101 top-1 (%) of VideoMAE-B K400-FT.
 PAPER_UNPRUNED = 91.78

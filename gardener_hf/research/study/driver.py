@@ -64,8 +64,8 @@ import transformers
 from ..._version import __version__ as _gardener_version
 from ...checkpoint import load_classifier
 from ...errors import GardenerError
-from .analysis import analyse, score_all, single_removals, sweep_plans
-from .config import METHODS, StudyConfig, study_command
+from .analysis import analyse, best_label_free, score_all, single_removals, sweep_plans
+from .config import CALIBRATION_CLIPS, METHODS, StudyConfig, study_command
 from .report import plot_scores, plot_sweep, render_report
 from .runs import RunStore, Spec, run_all
 
@@ -130,7 +130,7 @@ def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, pro
     store = RunStore(out / "runs.jsonl")
 
     source = config.model or "embedded default"
-    scores, hist = score_all(model, source)
+    scores, hist = score_all(model, source, _calibration(config, model), _pretraining(config))
     del model
 
     seeds = range(config.seeds)
@@ -140,9 +140,10 @@ def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, pro
         oracle_specs += [((), s, True) for s in seeds]
     run_all(oracle_specs, store, config, jobs=jobs, desc="oracle (single-block removals)", progress=progress)
 
-    _, oracle_order = single_removals(store, config.seeds, num_blocks)
+    single, oracle_order = single_removals(store, config.seeds, num_blocks)
+    label_free = best_label_free(scores, -single.mean(1))
 
-    plans = {m: sweep_plans(m, config.removals, config.seeds, scores, oracle_order, num_blocks) for m in METHODS}
+    plans = {m: sweep_plans(m, config.removals, config.seeds, scores, oracle_order, num_blocks, label_free) for m in METHODS}
     sweep_specs = [(removed, seed, False) for p in plans.values() for (_, seed), removed in p.items()]
     run_all(sweep_specs, store, config, jobs=jobs, desc="sweep", progress=progress)
 
@@ -160,6 +161,32 @@ def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, pro
     (out / "REPORT.md").write_text(render_report(results))
     logger.info("wrote %s", out / "REPORT.md")
     return results
+
+
+def _calibration(config: StudyConfig, model: Any):
+    """`CALIBRATION_CLIPS` unlabeled clips of the task's training subset (their own stream: no training or validation clip)."""
+    from ...calibration import Calibration
+    from ...checkpoint import load_processor
+    from ..synthetic import to_pixel_values
+    from .runs import _CALIBRATION_DATA, make_clips
+
+    processor = load_processor(config.model_id(), model.config, revision=config.revision)
+    clips, _ = make_clips(config.task, CALIBRATION_CLIPS, seed=config.data_seed, stream=_CALIBRATION_DATA, subset="train",
+                          num_frames=model.config.num_frames, size=model.config.image_size, **config.clip_options)
+    pixels = to_pixel_values(clips, list(processor.image_mean), list(processor.image_std))
+    return Calibration(pixels, f"{CALIBRATION_CLIPS} unlabeled clips of the {config.task} task (training digits, seed "
+                               f"{config.data_seed})", seed=config.data_seed)
+
+
+def _pretraining(config: StudyConfig):
+    """The checkpoint with its pretraining decoder, for `reconstruction`; None when it has none."""
+    from ...checkpoint import load_model, read_config
+
+    architectures = read_config(config.model_id(), revision=config.revision).get("architectures") or []
+    if architectures[:1] != ["VideoMAEForPreTraining"]:
+        logger.info("%s is not a VideoMAEForPreTraining checkpoint: no reconstruction scores", config.model_id())
+        return None
+    return load_model(config.model_id(), revision=config.revision)
 
 
 def _cpu_name() -> str:

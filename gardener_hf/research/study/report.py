@@ -11,13 +11,25 @@ import jinja2
 import numpy as np
 
 from ...plotting import pyplot
-from .config import CRITERIA, METHODS, PAPER_REMOVALS, PAPER_SINGLE_REMOVAL, PAPER_UNPRUNED, StudyConfig
+from .config import CALIBRATED, CRITERIA, METHODS, PAPER_REMOVALS, PAPER_SINGLE_REMOVAL, PAPER_UNPRUNED, StudyConfig
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "study_report.md"
 
 _LABELS = {"gardener": "Gardener (entropy)", "oracle": "Oracle", "l1": "L1, lowest first (paper)",
-           "l1-reverse": "L1, highest first", "random": "Random"}
-_COLOURS = {"gardener": "tab:green", "oracle": "black", "l1": "tab:red", "l1-reverse": "tab:orange", "random": "tab:grey"}
+           "l1-reverse": "L1, highest first", "random": "Random", "label-free": "Best label-free"}
+_COLOURS = {"gardener": "tab:green", "oracle": "black", "l1": "tab:red", "l1-reverse": "tab:orange", "random": "tab:grey",
+            "label-free": "tab:cyan"}
+
+
+def _label(method: str, results: dict[str, Any]) -> str:
+    if method == "label-free":
+        return f"Best label-free ({results.get('label_free_criterion')})"
+    return _LABELS[method]
+
+
+def _methods(results: dict[str, Any]) -> list[str]:
+    """The sweep methods this study ran (older studies have no label-free one)."""
+    return [m for m in METHODS if m in results["sweep"]]
 
 
 def plot_scores(results: dict[str, Any], path: Path) -> None:
@@ -25,7 +37,7 @@ def plot_scores(results: dict[str, Any], path: Path) -> None:
     plt = pyplot()
     n = results["num_blocks"]
     blocks = np.arange(1, n + 1)
-    panels = ["oracle", *CRITERIA]
+    panels = ["oracle", *CRITERIA, *[c for c in CALIBRATED if c in results["scores"]]]
     cols = 4
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.7 * rows), squeeze=False)
@@ -44,7 +56,8 @@ def plot_scores(results: dict[str, Any], path: Path) -> None:
         else:
             s = results["scores"][name]
             agree = results["agreement"][name]
-            ax.plot(blocks, s["scores"], "o-", color="tab:green" if name == "entropy" else "tab:purple", ms=4)
+            colour = "tab:green" if name == "entropy" else "tab:cyan" if name in CALIBRATED else "tab:purple"
+            ax.plot(blocks, s["scores"], "o-", color=colour, ms=4)
             kept_last = f"{'low' if s['prune_first'] == 'lowest' else 'high'}est removed first"
             ax.set_title(f"{name} ({kept_last})\nSpearman vs oracle {agree['spearman']:+.2f} (p={agree['spearman_p']:.2g})", fontsize=9)
         ax.set_xticks(blocks)
@@ -64,13 +77,13 @@ def plot_sweep(results: dict[str, Any], path: Path) -> None:
     plt = pyplot()
     fig, (ax, ax_paper) = plt.subplots(1, 2, figsize=(12, 4.5))
     removals = [int(r) for r in results["config"]["removals"]]
-    for i, method in enumerate(METHODS):
+    for i, method in enumerate(_methods(results)):
         row = results["sweep"][method]
         mean = np.array([row[str(r)]["mean"] for r in removals]) * 100
         lo = mean - np.array([row[str(r)]["min"] for r in removals]) * 100
         hi = np.array([row[str(r)]["max"] for r in removals]) * 100 - mean
         x = np.array(removals) + (i - 2) * 0.09
-        ax.errorbar(x, mean, yerr=[lo, hi], marker="o", ms=4, capsize=3, label=_LABELS[method], color=_COLOURS[method])
+        ax.errorbar(x, mean, yerr=[lo, hi], marker="o", ms=4, capsize=3, label=_label(method, results), color=_COLOURS[method])
     base = results["baseline"]
     ax.axhline(base["mean"] * 100, color="tab:blue", ls="--", lw=1, label=f"unpruned ({base['mean'] * 100:.1f}%)")
     if results.get("scratch"):
@@ -134,18 +147,18 @@ def render_report(results: dict[str, Any]) -> str:
         f"| {paper['kendall']:+.3f} | {fmt_p(paper['kendall_p'])} |"
     )
     sweep_rows = []
-    for method in METHODS:
+    for method in _methods(results):
         row = results["sweep"][method]
         cells = [f"{_pm(row[str(r)])} [{row[str(r)]['min'] * 100:.1f}, {row[str(r)]['max'] * 100:.1f}]" for r in removals]
-        sweep_rows.append(f"| {_LABELS[method]} | " + " | ".join(cells) + " |")
+        sweep_rows.append(f"| {_label(method, results)} | " + " | ".join(cells) + " |")
     for method, values in results["paper"]["sweep"].items():
         cells = [f"{values[str(r)]:.2f}" if str(r) in values else "" for r in removals]
         sweep_rows.append(f"| paper: {_LABELS[method]} | " + " | ".join(cells) + " |")
     sweep_plans = [
-        f"{_LABELS[method]}: " + "; ".join(
+        f"{_label(method, results)}: " + "; ".join(
             f"k={r}: " + (",".join(str(b + 1) for b in results["sweep"][method][str(r)]["plans"][0]) or "-") for r in removals
         )
-        for method in METHODS
+        for method in _methods(results)
     ]
     ssl = [
         f"| {c} | {', '.join(f'{v:+.2f}' for v in row['spearman'])} | {', '.join(f'{v:+.2f}' for v in row['kendall'])} "
@@ -179,6 +192,8 @@ def render_report(results: dict[str, Any]) -> str:
         "reliability": (", ".join(f"{v:+.2f}" for v in rel) + f" (mean {np.mean(rel):+.2f}) over the {len(rel)} seed pairs."
                         if rel else "n/a (one seed)."),
         "agreement": agreement,
+        "calibration": results.get("calibration"),
+        "label_free": results.get("label_free_criterion"),
         "sweep_table": _table("| method | " + " | ".join(f"k={r}" for r in removals) + " |", sweep_rows, len(removals)),
         "paper_unpruned": PAPER_UNPRUNED,
         "sweep_plans": sweep_plans,

@@ -37,7 +37,7 @@ from .config import CRITERIA, StudyConfig
 logger = logging.getLogger(__name__)
 
 # rng streams: generators are seeded with [data_seed or seed, STREAM, ...]
-_TRAIN_DATA, _EVAL_DATA, _ORDER = 11, 12, 13
+_TRAIN_DATA, _EVAL_DATA, _ORDER, _CALIBRATION_DATA = 11, 12, 13, 14
 
 
 @dataclass
