@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,6 +33,8 @@ from ._f16hist import entropy_from_counts, f16_code_counts
 from .arch import block_matrices, get_arch, get_blocks
 from .checkpoint import SafetensorsCheckpoint
 from .errors import GardenerError, WeightsError
+
+logger = logging.getLogger(__name__)
 
 PruneFirst = Literal["lowest", "highest"]
 
@@ -550,6 +553,8 @@ def score_model(
         if not hasattr(calibration, "description"):
             calibration = load_calibration(calibration, model, samples=samples, seed=int(params.get("seed") or 0))
         return score_calibrated(model, scorer, calibration, progress=progress)
+    if calibration is not None:
+        logger.warning("criterion %r scores weights only: the calibration inputs are not used", scorer.criterion)
     source = getattr(getattr(model, "config", None), "_name_or_path", None) or None
     num = len(get_blocks(model))
     with torch.no_grad():
