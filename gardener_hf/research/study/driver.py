@@ -128,6 +128,7 @@ def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, pro
     else:
         config_path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     store = RunStore(out / "runs.jsonl")
+    recorded_before = len(store.runs)
 
     source = config.model or "embedded default"
     scores, hist = score_all(model, source, _calibration(config, model), _pretraining(config))
@@ -153,7 +154,7 @@ def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, pro
     results["environment"] = {
         "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
         "gardener_hf": _gardener_version, "machine": platform.machine(), "processor": _cpu_name(), "cpus": os.cpu_count(),
-        "jobs": jobs, "threads_per_run": 1,
+        "jobs": jobs, "threads_per_run": 1, "runs_this_call": len(store.runs) - recorded_before,
     }
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     plot_scores(results, out / "block_scores.png")

@@ -171,7 +171,11 @@ def render_report(results: dict[str, Any]) -> str:
     ]
     score_rows = [f"| {name} | " + " | ".join(f"{v:.6g}" for v in s["scores"]) + " |" for name, s in results["scores"].items()]
     runs_line = f"{results['runs']['count']} distinct runs, {results['runs']['cpu_seconds'] / 3600:.2f} CPU-thread hours"
-    if env:
+    if env and "runs_this_call" in env and env["runs_this_call"] < results["runs"]["count"]:
+        # a resumed study: the machine of the last call ran only some of the runs
+        runs_line += (f"; the call that wrote this report ran {env['runs_this_call']} of them on {env.get('cpus')} x "
+                      f"{env.get('processor')} ({env.get('jobs')} at a time, one thread each) and reused the rest")
+    elif env:
         runs_line += f" on {env.get('cpus')} x {env.get('processor')} ({env.get('jobs')} runs at a time, one thread each)"
     view = {
         "cfg": config,
