@@ -1,7 +1,7 @@
 """Criteria from a few unlabeled inputs: how much each block changes what flows through the encoder.
 
 Gardener's entropy needs no data at all; these need a handful of unlabeled samples (see `calibration`) and
-no labels, gradients or training. They live in the same registry as the weight criteria, so
+no labels, gradients or training. They join the same registry as the weight criteria (`scoring` registers `CRITERIA`), so
 `score_model(model, "block-influence", calibration=...)`, `gardener score MODEL --criterion angular
 --calibration clips/` and the pruning record work the same way.
 
@@ -35,10 +35,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .arch import get_arch, get_blocks
+from .arch import get_blocks
 from .calibration import Calibration, input_name
 from .errors import GardenerError
-from .scoring import Scorer, register
+from .scorer import Scorer
 
 #: classes whose forward computes their own pretraining loss from pixels (and fixed masks)
 RECONSTRUCTION_CLASSES = ("VideoMAEForPreTraining", "ViTMAEForPreTraining", "DeiTForMaskedImageModeling")
@@ -194,7 +194,6 @@ class _TokenwiseScorer(CalibratedScorer):
         return (total / count).tolist()
 
 
-@register("block-influence")
 class BlockInfluenceScorer(_TokenwiseScorer):
     summary = "block influence: 1 - cos(block input, output), mean over tokens of calibration inputs (ShortGPT)"
 
@@ -202,7 +201,6 @@ class BlockInfluenceScorer(_TokenwiseScorer):
         return 1.0 - cos
 
 
-@register("angular")
 class AngularScorer(_TokenwiseScorer):
     summary = "angular distance arccos(cos(block input, output))/pi, mean over tokens of calibration inputs (Gromov et al.)"
 
@@ -210,7 +208,6 @@ class AngularScorer(_TokenwiseScorer):
         return torch.arccos(cos) / math.pi
 
 
-@register("removal-drift")
 class RemovalDriftScorer(CalibratedScorer):
     """1 - cos between the final hidden states with and without each block, mean over tokens and samples."""
 
@@ -286,7 +283,6 @@ def _fixed_masks(model: nn.Module, pixels: torch.Tensor, seed: int) -> dict[str,
     return {}
 
 
-@register("reconstruction")
 class ReconstructionScorer(CalibratedScorer):
     """Increase of the model's own masked-reconstruction loss when each block alone is removed."""
 
@@ -320,24 +316,10 @@ class ReconstructionScorer(CalibratedScorer):
         return (total / samples).tolist()
 
 
-def score_calibrated(
-    model: nn.Module,
-    criterion: str | CalibratedScorer,
-    calibration: Calibration,
-    *,
-    progress: bool = True,
-    **params: Any,
-):
-    """Score every block of `model` with a calibrated criterion; see `scoring.score_model`."""
-    from .scoring import BlockScores, get_scorer
-
-    get_arch(model)
-    scorer = get_scorer(criterion, **params)
-    if not getattr(scorer, "needs_calibration", False):
-        raise GardenerError(f"criterion {scorer.criterion!r} scores weights, not activations: call score_model")
-    scores = scorer.score_activations(model, calibration, progress=progress)
-    if len(scores) != len(get_blocks(model)) or not all(math.isfinite(v) for v in scores):
-        raise GardenerError(f"criterion {scorer.criterion!r} gave non-finite scores {scores!r}: check the calibration inputs")
-    source = getattr(model.config, "_name_or_path", None) or None
-    return BlockScores(criterion=scorer.criterion, scores=[float(v) for v in scores], prune_first=scorer.prune_first,
-                       params={**scorer.params, **calibration.to_dict()}, source=source)
+#: the calibrated criteria by registry name (`scoring` registers them)
+CRITERIA: dict[str, type[CalibratedScorer]] = {
+    "block-influence": BlockInfluenceScorer,
+    "angular": AngularScorer,
+    "removal-drift": RemovalDriftScorer,
+    "reconstruction": ReconstructionScorer,
+}

@@ -20,23 +20,24 @@ from __future__ import annotations
 import json
 import logging
 import math
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import calibrated
 from ._f16hist import entropy_from_counts, f16_code_counts
 from .arch import block_matrices, get_arch, get_blocks
+from .calibration import resolve_calibration
 from .checkpoint import SafetensorsCheckpoint
 from .errors import GardenerError, WeightsError
+from .scorer import PruneFirst, Scorer
 
 logger = logging.getLogger(__name__)
 
-PruneFirst = Literal["lowest", "highest"]
 
 _REGISTRY: dict[str, type[Scorer]] = {}
 
@@ -85,62 +86,6 @@ def get_scorer(criterion: str | Scorer, **params: Any) -> Scorer:
         )
     accepted = {k: v for k, v in params.items() if k in cls.param_names and v is not None}
     return cls(**accepted)
-
-
-class Scorer(ABC):
-    """A block-importance criterion: one statistic per block, then one score per block.
-
-    The contract, which `score_blocks` relies on:
-
-    * `block_stat(matrices)` is called once per encoder block, in block order, with the block's six
-      scored weight matrices (`arch.ROLES` order: query, key, value, attention output, fc1, fc2) as
-      tensors in their stored dtype. It returns anything (a float, a count vector, moments) and
-      must not keep references to the tensors: a streamed checkpoint frees them after the call.
-      It raises `WeightsError` for weights it cannot score (NaN, inf).
-    * `finalize(stats)` gets the list of every block's statistic and returns one finite float per
-      block. Criteria that compare blocks with each other (mutual information, a random order) do
-      their work here; per-block criteria just convert. The default converts each stat to float.
-    * `prune_first` says which end is removed first: `"lowest"` or `"highest"` scores.
-    * `summary` is one line for help texts, cards and reports; `name` is set by `@register`.
-    * `param_names` lists the keyword parameters `get_scorer` passes on (`bins`, `seed`); the
-      values a scorer was built with go in `self.params`, which is recorded with the scores.
-
-    Example:
-        >>> import torch
-        >>> class MaxAbs(Scorer):
-        ...     summary = "largest absolute weight"
-        ...     prune_first = "lowest"
-        ...     def block_stat(self, matrices):
-        ...         return max(float(m.abs().max()) for m in matrices)
-        >>> blocks = [[torch.full((2, 2), 0.5)] * 6, [torch.full((2, 2), 2.0)] * 6]
-        >>> score_blocks(blocks, MaxAbs(), progress=False).kept_blocks(1)
-        [1]
-    """
-
-    name: ClassVar[str] = ""
-    prune_first: ClassVar[PruneFirst] = "lowest"
-    summary: ClassVar[str] = ""
-    param_names: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, **params: Any) -> None:
-        self.params = params
-
-    @classmethod
-    def describe(cls) -> str:
-        return f"{cls.summary} (prunes {cls.prune_first} first)"
-
-    @property
-    def criterion(self) -> str:
-        """The name recorded with the scores: the registry name, else the class name."""
-        return self.name or type(self).__name__
-
-    @abstractmethod
-    def block_stat(self, matrices: Sequence[torch.Tensor]) -> Any:
-        """The statistic of one block, from its six weight matrices (see the class docstring)."""
-
-    def finalize(self, stats: list[Any]) -> list[float]:
-        """One score per block from every block's statistic; by default each statistic as a float."""
-        return [float(s) for s in stats]
 
 
 def _check_finite(matrices: Sequence[torch.Tensor]) -> None:
@@ -522,9 +467,11 @@ def score_model(
         criterion: scorer name (`"entropy"` is Gardener's) or a `Scorer` instance.
         progress: show a progress bar.
         calibration: for the calibrated criteria (`block-influence`, `angular`, `removal-drift`,
-            `reconstruction`): a `calibration.Calibration`, a tensor, or anything `load_calibration` reads
-            (a tensor file, an image or video folder, a manifest, `"digits"`).
-        calibration_samples: samples to use (default `calibration.DEFAULT_SAMPLES`).
+            `reconstruction`): a `calibration.Calibration`, a `pixel_values` tensor, a tensor file, or a
+            function of the model returning one. Folders and manifests of images or videos:
+            `gardener_hf.data.load_calibration(path, model)`; generated clips:
+            `gardener_hf.research.synthetic.digit_calibration(model)`.
+        calibration_samples: samples to use (default `calibration.DEFAULT_SAMPLES`, or all of a `Calibration`).
         **params: scorer parameters (`bins`, `seed`, `batch_size`).
 
     Returns:
@@ -546,12 +493,8 @@ def score_model(
     if getattr(scorer, "needs_calibration", False):
         if calibration is None:
             scorer.block_stat([])  # raises: says what to pass
-        from .calibrated import score_calibrated
-        from .calibration import DEFAULT_SAMPLES, load_calibration
-
-        samples = calibration_samples or DEFAULT_SAMPLES
-        if not hasattr(calibration, "description"):
-            calibration = load_calibration(calibration, model, samples=samples, seed=int(params.get("seed") or 0))
+        calibration = resolve_calibration(calibration, model, samples=calibration_samples,
+                                          seed=int(params.get("seed") or 0))
         return score_calibrated(model, scorer, calibration, progress=progress)
     if calibration is not None:
         logger.warning("criterion %r scores weights only: the calibration inputs are not used", scorer.criterion)
@@ -610,5 +553,22 @@ def score_pretrained(
     )
 
 
-# The calibrated criteria register themselves in the same registry (they import Scorer and register above).
-from . import calibrated as _calibrated  # noqa: F401
+
+def score_calibrated(model: torch.nn.Module, criterion: str | Scorer, calibration: Any, *, progress: bool = True,
+                     **params: Any) -> BlockScores:
+    """Score every block of `model` with a calibrated criterion on a `calibration.Calibration`."""
+    get_arch(model)
+    scorer = get_scorer(criterion, **params)
+    if not getattr(scorer, "needs_calibration", False):
+        raise GardenerError(f"criterion {scorer.criterion!r} scores weights, not activations: call score_model")
+    scores = scorer.score_activations(model, calibration, progress=progress)
+    if len(scores) != len(get_blocks(model)) or not all(math.isfinite(v) for v in scores):
+        raise GardenerError(f"criterion {scorer.criterion!r} gave non-finite scores {scores!r}: check the calibration inputs")
+    source = getattr(model.config, "_name_or_path", None) or None
+    return BlockScores(criterion=scorer.criterion, scores=[float(v) for v in scores], prune_first=scorer.prune_first,
+                       params={**scorer.params, **calibration.to_dict()}, source=source)
+
+
+# The calibrated criteria (gardener_hf.calibrated) join the same registry.
+for _name, _cls in calibrated.CRITERIA.items():
+    register(_name)(_cls)

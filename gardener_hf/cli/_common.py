@@ -237,8 +237,30 @@ def score_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def calibration_params(args: argparse.Namespace) -> dict[str, Any]:
-    """`calibration=` / `calibration_samples=` for the scoring functions."""
-    return {"calibration": args.calibration, "calibration_samples": args.calibration_samples}
+    """`calibration=` / `calibration_samples=` for the scoring functions: a loader the model is given to.
+
+    The loader reads `--calibration` when the model is known (its shape, processor and clip length decide
+    how): `digits` through `research.synthetic.digit_calibration`, anything else through
+    `data.load_calibration`; it carries `spec`, the name the card's Reproduce command shows.
+    """
+    if args.calibration is None:
+        return {"calibration": None, "calibration_samples": args.calibration_samples}
+    spec, samples, seed = args.calibration, args.calibration_samples, args.seed or 0
+    revision, token = getattr(args, "revision", None), getattr(args, "token", None)
+
+    def load(model: Any):
+        if spec == "digits":
+            from ..research.synthetic import digit_calibration
+
+            return digit_calibration(model, samples or 32, seed=seed, revision=revision, token=token)
+        from ..data import load_calibration
+
+        return load_calibration(spec, model, samples=samples or 32, seed=seed, revision=revision, token=token)
+
+    from ..data import data_name
+
+    load.spec = spec if spec == "digits" else data_name(spec)  # type: ignore[attr-defined]
+    return {"calibration": load, "calibration_samples": samples}
 
 
 def command_main(build_parser: Callable[[str], argparse.ArgumentParser], run: Callable[[argparse.Namespace], int],

@@ -14,6 +14,7 @@ Example:
     torch.Size([16, 3, 224, 224])
 """
 
+from .calibration import load_calibration
 from .dataset import VideoClassificationDataset, collate_videos
 from .io import count_frames, probe, read_frames, write_video
 from .sampling import SAMPLING_MODES, sample_indices
@@ -34,6 +35,7 @@ __all__ = [
     "data_name",
     "eval_split",
     "find_videos",
+    "load_calibration",
     "probe",
     "read_frames",
     "sample_indices",

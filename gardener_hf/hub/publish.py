@@ -24,7 +24,8 @@ import torch
 from .._io import check_destination
 from ..checkpoint import load_model, public_name, read_config, validate_model_id
 from ..constants import EMBEDDED_DEFAULT, EMBEDDED_NAME
-from ..data import data_name
+from ..calibration import TENSOR_EXTENSIONS
+from ..data import data_name, load_calibration
 from ..errors import DataError, GardenerError
 from ..scoring import get_scorer, score_model
 from ..surgery import PrunePlan, apply_plan, make_plan
@@ -125,7 +126,8 @@ def default_command(
         if params.get(name) is not None:
             parts += [f"--{name}", str(params[name])]
     if params.get("calibration") is not None:  # a folder or file by its name, as data are named
-        parts += ["--calibration", shlex.quote(data_name(params["calibration"]))]
+        calibration = params["calibration"]
+        parts += ["--calibration", shlex.quote(getattr(calibration, "spec", None) or data_name(calibration))]
     if params.get("calibration_samples") is not None:
         parts += ["--calibration-samples", str(params["calibration_samples"])]
     if params.get("protect"):
@@ -246,12 +248,18 @@ def prune_and_publish(
     model = load_model(source_id, revision=revision, token=token, model_class=model_class)
     if calibration is not None and torch.cuda.is_available():
         model.cuda()  # calibrated criteria run the model; the staged tensors are the same
+    calibration_name = getattr(calibration, "spec", None) or (
+        data_name(calibration) if isinstance(calibration, (str, os.PathLike)) else None)
+    if isinstance(calibration, (str, os.PathLike)) and not str(calibration).lower().endswith(TENSOR_EXTENSIONS):
+        spec, seed = calibration, int(params.get("seed") or 0)
+        calibration = lambda m: load_calibration(spec, m, samples=calibration_samples or 32, seed=seed,  # noqa: E731
+                                                 revision=revision, token=token)
     scores = score_model(model, criterion, progress=progress, calibration=calibration,
                          calibration_samples=calibration_samples, **params)
     scores.source = source or EMBEDDED_NAME
     license = source_license(source_id, revision=revision, token=token)
-    calibration_options = {"calibration": calibration if isinstance(calibration, (str, os.PathLike)) else None,
-                           "calibration_samples": calibration_samples, "protect": protect}
+    calibration_options = {"calibration": calibration_name, "calibration_samples": calibration_samples,
+                           "protect": protect}
     command = command or default_command(
         source, revision=revision, criterion=criterion, params={**params, **calibration_options},
         train_data=getattr(finetune, "train_data", None), eval_data=getattr(finetune, "eval_data", None),

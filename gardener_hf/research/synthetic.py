@@ -33,6 +33,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import functools
 import logging
 from collections.abc import Sequence
@@ -668,3 +670,32 @@ def make_digit_dataset(
             write_video(root / name / f"{name}_{i:03d}{ext}", clip, fps=fps)
     logger.info("wrote %d %s videos in %d classes under %s", videos_per_class * len(classes), task, len(classes), root)
     return root
+
+
+def digit_calibration(model: Any, samples: int = 32, *, seed: int = 0, source: str | None = None,
+                      revision: str | None = None, token: str | bool | None = None):
+    """Calibration inputs for a video model: `samples` clips of moving handwritten digits, generated in memory.
+
+    What `--calibration digits` gives: `moving_digits_clip` clips ("train" handwriting subset) at the
+    model's clip length and size, prepared by the checkpoint's processor config (the `source`, default the
+    model's `_name_or_path`), so the embedded default can be calibrated offline.
+
+    Raises:
+        GardenerError: an image model (it takes an image folder or a tensor file).
+    """
+    import torch
+
+    from ..arch import get_arch
+    from ..calibration import Calibration, check_shape, expected_shape
+    from ..data import VideoTransform
+    from ..data.calibration import processor_config
+    from ..errors import GardenerError
+
+    if not get_arch(model).video:
+        raise GardenerError("calibration 'digits' generates video clips; an image model takes an image folder or a tensor file")
+    num_frames, _, height, _ = expected_shape(model)
+    transform = VideoTransform.from_processor(processor_config(model, source, revision, token), train=False)
+    clips = moving_digits_batch(np.random.default_rng(seed), samples, num_frames=num_frames, size=height,
+                                scale=max(1, height // 16), subset="train")
+    pixels = check_shape(torch.stack([transform(clip.numpy()) for clip in clips]), model, "digits")
+    return Calibration(pixels, f"{samples} generated moving-digit clips (seed {seed})", seed, "digits")

@@ -10,7 +10,7 @@ import pytest
 from gardener_hf.cli import COMMANDS, _common, main
 
 SOURCE = {"-h", "--help", "--token", "--quiet", "-q"}
-CRITERION = {"--criterion", "--bins", "--seed"}
+CRITERION = {"--criterion", "--bins", "--seed", "--calibration", "--calibration-samples", "--protect"}
 PLAN = {"--keep", "--remove", "--remove-ratio"}
 # The options of gardener_hf 0.1's subcommands (finetune: gardener's own; the Trainer's come from transformers).
 OPTIONS = {

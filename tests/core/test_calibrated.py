@@ -19,7 +19,9 @@ from torch import nn
 
 from gardener_hf import make_plan, score_model
 from gardener_hf.calibrated import _fixed_masks
-from gardener_hf.calibration import Calibration, load_calibration
+from gardener_hf.calibration import Calibration
+from gardener_hf.data import load_calibration
+from gardener_hf.research.synthetic import digit_calibration
 from gardener_hf.cli import main
 from gardener_hf.errors import GardenerError, PlanError
 
@@ -204,11 +206,27 @@ def test_video_folders_flat_or_by_class_and_generated_digits(tmp_path, videos):
     for clip in sorted((videos["train"] / "left").iterdir())[:2]:
         (flat / clip.name).write_bytes(clip.read_bytes())
     assert load_calibration(flat, model, source=str(src), samples=2).pixel_values.shape == (2, 4, 3, 32, 32)
-    digits = load_calibration("digits", model, source=str(src), samples=3, seed=2)
-    again = load_calibration("digits", model, source=str(src), samples=3, seed=2)
+    digits = digit_calibration(model, 3, seed=2, source=str(src))
+    again = digit_calibration(model, 3, seed=2, source=str(src))
     assert torch.equal(digits.pixel_values, again.pixel_values) and "moving-digit" in digits.description
     with pytest.raises(GardenerError, match="generates video clips"):
-        load_calibration("digits", make_model("ViTModel"))
+        digit_calibration(make_model("ViTModel"))
+
+
+def test_cli_calibration_digits_and_folders_reach_the_record(tmp_path, videos, capsys):
+    model = make_model("VideoMAEForPreTraining")
+    src = save_with_processor(model, tmp_path / "m")
+    from gardener_hf.data import data_name
+
+    for spec, named in (("digits", "generated moving-digit clips"), (str(videos["train"]), "clips from ")):
+        out = tmp_path / f"out-{len(named)}"
+        assert main(["push", str(src), "--criterion", "removal-drift", "--calibration", spec, "--calibration-samples",
+                     "3", "--keep", "3", "--dry-run", "--output-dir", str(out), "-q"]) == 0, capsys.readouterr().err
+        record = json.loads(next(out.glob("*/gardener_pruning.json")).read_text())
+        assert named in record["params"]["calibration"] and record["params"]["calibration_samples"] == 3
+        card = next(out.glob("*/README.md")).read_text()
+        assert f"--calibration {'digits' if spec == 'digits' else data_name(spec)} --calibration-samples 3" in card
+        assert str(tmp_path) not in card
 
 
 def test_protected_blocks_stay_whatever_the_criterion_says():
