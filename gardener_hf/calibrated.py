@@ -20,7 +20,11 @@ no labels, gradients or training. They join the same registry as the weight crit
   intact) when each block alone is removed, with masks fixed by the seed. The encoder part reuses the
   prefix as `removal-drift` does; the decoder then runs once per block.
 
-Every criterion removes the block with the lowest score first. Hidden states are compared in float32.
+Every criterion removes the block with the lowest score first. Hidden states are compared in float32; the
+model runs in its own precision. On a pretraining checkpoint (VideoMAEForPreTraining, ViTMAEForPreTraining) the
+encoder sees the tokens its fixed masks leave visible, as in pretraining, for every criterion; load the
+encoder's class (`--model-class VideoMAEModel` with `push`, or `VideoMAEModel.from_pretrained`) to score on all
+tokens.
 Memory holds one batch of activations (each block's input for that batch), never all samples'.
 """
 
@@ -140,7 +144,9 @@ class _Recorder:
 
 
 def _forward_kwargs(model: nn.Module, pixels: torch.Tensor, masks: dict[str, torch.Tensor] | None = None) -> dict:
-    return {input_name(model): pixels.to(_device(model)), **(masks or {})}
+    """The model's inputs on its device and in its dtype (a float16 / bfloat16 checkpoint stays in its precision)."""
+    param = next(model.parameters())
+    return {input_name(model): pixels.to(device=param.device, dtype=param.dtype), **(masks or {})}
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -158,13 +164,15 @@ def _batches(model: nn.Module, calibration: Calibration, batch_size: int, desc: 
 
 @contextmanager
 def _eval(model: nn.Module):
-    was_training = model.training
+    """Eval mode and no gradients inside; afterwards every submodule's own mode is back."""
+    modes = {module: module.training for module in model.modules()}
     model.eval()
     try:
         with torch.no_grad():
             yield
     finally:
-        model.train(was_training)
+        for module, training in modes.items():
+            module.training = training
 
 
 # ------------------------------------------------------------------------------------------------ criteria

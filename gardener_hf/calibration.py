@@ -114,7 +114,7 @@ def resolve_calibration(
         spec: the inputs (see the module docstring); a callable is called with `model` and must return one of
             the others.
         model: the model they are for (its config gives the input shape).
-        samples: how many to use (the first `samples`); None: all of them, or `DEFAULT_SAMPLES` of a file.
+        samples: how many to use (the first `samples`); None: all of them.
         seed: recorded with them (it also seeds the masks of `reconstruction`).
 
     Raises:
@@ -127,8 +127,11 @@ def resolve_calibration(
         spec = spec(model)
     if isinstance(spec, Calibration):
         pixels = check_shape(spec.pixel_values, model, "inputs")
-        return Calibration(_first(pixels, samples or len(pixels), "the given inputs"), spec.description, spec.seed,
-                           spec.spec)
+        kept = _first(pixels, samples or len(pixels), "the given inputs")
+        description = spec.description
+        if len(kept) != len(pixels) and description.startswith(f"{len(pixels)} "):  # "32 clips ..." -> "8 clips ..."
+            description = f"{len(kept)} " + description[len(f"{len(pixels)} "):]
+        return Calibration(kept, description, spec.seed, spec.spec)
     if isinstance(spec, (torch.Tensor, np.ndarray)):
         pixels = check_shape(torch.as_tensor(spec), model, "tensor")
         kept = _first(pixels, samples or len(pixels), "the given tensor")
@@ -136,12 +139,13 @@ def resolve_calibration(
     path = Path(str(spec))
     if not path.exists():
         raise GardenerError(f"calibration {path.name or spec}: no such file or folder (pass a tensor file, an image or "
-                            f"video folder, a CSV/JSON manifest, or 'digits')")
+                            "video folder, a CSV/JSON manifest, or 'digits' on the command line; in Python, "
+                            "research.synthetic.digit_calibration(model) generates those clips)")
     if not (path.is_file() and path.suffix.lower() in TENSOR_EXTENSIONS):
         raise GardenerError(f"calibration {path.name}: folders and manifests are read by "
                             "gardener_hf.data.load_calibration(path, model); here pass a tensor or a tensor file")
     pixels = check_shape(read_tensor_file(path), model, path.name)
-    kept = _first(pixels, samples or DEFAULT_SAMPLES, path.name)
+    kept = _first(pixels, samples or len(pixels), path.name)
     return Calibration(kept, f"{len(kept)} inputs from {path.name}", seed, path.name)
 
 

@@ -358,7 +358,7 @@ class BlockScores:
         """These scores with `blocks` kept whatever they score (a copy; blocks are 0-based).
 
         Raises:
-            GardenerError: a block index out of range, or every block protected.
+            GardenerError: a block index out of range.
         """
         blocks = sorted(set(blocks))
         bad = [b for b in blocks if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b < self.num_blocks]
@@ -547,6 +547,8 @@ def score_pretrained(
                              calibration_samples=calibration_samples, seed=params.get("seed"))
         scores.source = model_id
         return scores
+    if calibration is not None:
+        logger.warning("criterion %r scores weights only: the calibration inputs are not used", scorer.criterion)
     ckpt = SafetensorsCheckpoint.open(model_id, revision=revision, token=token)
     return score_blocks(
         ckpt.iter_blocks(), scorer, num_blocks=ckpt.num_blocks, progress=progress, source=model_id

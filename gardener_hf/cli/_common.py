@@ -255,11 +255,13 @@ def calibration_params(args: argparse.Namespace) -> dict[str, Any]:
             return digit_calibration(model, samples or 32, seed=seed, revision=revision, token=token)
         from ..data import load_calibration
 
-        return load_calibration(spec, model, samples=samples or 32, seed=seed, revision=revision, token=token)
+        return load_calibration(spec, model, samples=samples, seed=seed, revision=revision, token=token)
+
+    from pathlib import Path
 
     from ..data import data_name
 
-    load.spec = spec if spec == "digits" else data_name(spec)  # type: ignore[attr-defined]
+    load.spec = spec if spec == "digits" else data_name(str(Path(spec).resolve()))  # type: ignore[attr-defined]
     return {"calibration": load, "calibration_samples": samples}
 
 

@@ -38,7 +38,7 @@ def load_calibration(
     model: Any,
     *,
     source: str | None = None,
-    samples: int = DEFAULT_SAMPLES,
+    samples: int | None = None,
     seed: int = 0,
     revision: str | None = None,
     token: str | bool | None = None,
@@ -50,7 +50,8 @@ def load_calibration(
         model: the model they are for (its config gives the input shape, clip length and model type).
         source: the checkpoint whose processor config prepares images and videos (default: the model's
             `_name_or_path`).
-        samples: how many samples to use (a seeded draw from a folder; the first `samples` of a tensor).
+        samples: how many samples to use: a seeded draw of `samples` (default `DEFAULT_SAMPLES`) from a folder;
+            the first `samples` (default: all) of a tensor.
         seed: seed of the draw.
         revision / token: of `source` on the Hub.
 
@@ -58,11 +59,14 @@ def load_calibration(
         GardenerError: a path that does not exist or holds nothing usable, fewer readable samples than asked,
             or inputs of the wrong shape.
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
         raise GardenerError(f"calibration samples must be a positive integer, got {samples!r}")
     path = Path(str(spec)) if isinstance(spec, (str, Path)) else None
     if path is None or (path.is_file() and path.suffix.lower() in TENSOR_EXTENSIONS) or not path.exists():
         return resolve_calibration(spec, model, samples=samples, seed=seed)
+    samples = samples or DEFAULT_SAMPLES
+    if path.is_dir() and (path / "train").is_dir():  # a folder with splits: calibrate on its training split
+        path = path / "train"
     transform = VideoTransform.from_processor(processor_config(model, source, revision, token), train=False)
     if get_arch(model).video:
         return _videos(path, model, transform, samples, seed)
@@ -70,8 +74,9 @@ def load_calibration(
 
 
 def _public(path: Path) -> str:
-    """How descriptions name a folder or file: `data_name` (its name, with the parent for a split folder)."""
-    return data_name(str(path))
+    """How descriptions name a folder or file: `data_name` (its name, with the parent for a split folder; `.` by
+    the folder's own name), never the full path."""
+    return data_name(str(path.resolve()))
 
 
 def processor_config(model: Any, source: str | None, revision: str | None = None,

@@ -249,10 +249,12 @@ def prune_and_publish(
     if calibration is not None and torch.cuda.is_available():
         model.cuda()  # calibrated criteria run the model; the staged tensors are the same
     calibration_name = getattr(calibration, "spec", None) or (
-        data_name(calibration) if isinstance(calibration, (str, os.PathLike)) else None)
+        data_name(str(Path(calibration).resolve())) if isinstance(calibration, (str, os.PathLike)) else None)
+    if calibration is not None and calibration_name is None:
+        logger.warning("the calibration inputs have no name: the card's Reproduce command cannot name them")
     if isinstance(calibration, (str, os.PathLike)) and not str(calibration).lower().endswith(TENSOR_EXTENSIONS):
         spec, seed = calibration, int(params.get("seed") or 0)
-        calibration = lambda m: load_calibration(spec, m, samples=calibration_samples or 32, seed=seed,  # noqa: E731
+        calibration = lambda m: load_calibration(spec, m, samples=calibration_samples, seed=seed,  # noqa: E731
                                                  revision=revision, token=token)
     scores = score_model(model, criterion, progress=progress, calibration=calibration,
                          calibration_samples=calibration_samples, **params)

@@ -276,3 +276,40 @@ def test_calibration_object_is_used_as_given():
     cal = Calibration(pixels_for(model, 4), "4 frames of my own", seed=3)
     scores = score_model(model, "block-influence", calibration=cal, calibration_samples=4, progress=False)
     assert scores.params == {"calibration": "4 frames of my own", "calibration_samples": 4, "calibration_seed": 3}
+
+
+def test_half_precision_models_score_in_their_own_precision():
+    for name in ("VideoMAEForPreTraining", "BeitModel"):
+        model = make_model(name).half()
+        pixels = pixels_for(model, 2)  # float32, as calibration inputs are
+        for criterion in ("block-influence", "removal-drift") + (("reconstruction",) if name.startswith("Video") else ()):
+            scores = score_model(model, criterion, calibration=pixels, progress=False)
+            assert all(math.isfinite(v) for v in scores.scores), (name, criterion)
+        assert next(model.parameters()).dtype == torch.float16
+
+
+def test_submodule_modes_and_the_block_list_are_restored():
+    model = make_model("ViTMAEForPreTraining").train()
+    blocks_of(model)[2].eval()
+    modes = [m.training for m in model.modules()]
+    score_model(model, "reconstruction", calibration=pixels_for(model, 2), progress=False)
+    assert [m.training for m in model.modules()] == modes and len(blocks_of(model)) == 6
+
+
+def test_a_split_image_folder_calibrates_on_its_training_split_and_counts_are_described(tmp_path):
+    from PIL import Image
+
+    model = make_model("ViTModel")
+    src = save_with_processor(model, tmp_path / "model")
+    for split, value in (("train", 10), ("validation", 250)):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((32, 32, 3), value, dtype=np.uint8)).save(tmp_path / "data" / split / f"{i}.png")
+    cal = load_calibration(tmp_path / "data", model, source=str(src), samples=4)
+    want = (10 / 255 - 0.5) / 0.5  # the processor's rescale and normalisation of the training images' value
+    assert torch.allclose(cal.pixel_values, torch.full_like(cal.pixel_values, want), atol=1e-5)
+    assert cal.description == "4 images from data/train (seed 0)"
+    scores = score_model(model, "angular", calibration=cal, calibration_samples=2, progress=False)
+    assert scores.params["calibration"] == "2 images from data/train (seed 0)" and scores.params["calibration_samples"] == 2
+    torch.save(pixels_for(model, 3), tmp_path / "three.pt")  # fewer than the default 32, none asked for: all three
+    assert load_calibration(tmp_path / "three.pt", model).num_samples == 3
