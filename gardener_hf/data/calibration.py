@@ -23,7 +23,15 @@ import numpy as np
 import torch
 
 from ..arch import get_arch
-from ..calibration import DEFAULT_SAMPLES, IMAGE_EXTENSIONS, TENSOR_EXTENSIONS, Calibration, check_shape, expected_shape, resolve_calibration
+from ..calibration import (
+    DEFAULT_SAMPLES,
+    IMAGE_EXTENSIONS,
+    TENSOR_EXTENSIONS,
+    Calibration,
+    check_shape,
+    expected_shape,
+    resolve_calibration,
+)
 from ..errors import DataError, GardenerError
 from .io import count_frames, read_frames
 from .sampling import sample_indices
@@ -87,13 +95,18 @@ def processor_config(model: Any, source: str | None, revision: str | None = None
 
     source = source or getattr(model.config, "_name_or_path", "") or ""
     if source:
-        for name in PROCESSOR_FILES[:2]:
+        for name in PROCESSOR_FILES:
             try:
                 path = resolve_file(source, name, revision=revision, token=token, required=False)
             except GardenerError:
                 path = None
-            if path is not None:
-                return json.loads(Path(path).read_text())
+            if path is None:
+                continue
+            config = json.loads(Path(path).read_text())
+            for nested in ("image_processor", "video_processor"):  # processor_config.json nests them
+                if isinstance(config.get(nested), dict):
+                    return config[nested]
+            return config
     height, width = expected_shape(model)[-2:]
     logger.warning("no processor config for the calibration inputs: resizing to %dx%d with ImageNet mean and std",
                    height, width)
@@ -104,6 +117,17 @@ def processor_config(model: Any, source: str | None, revision: str | None = None
 def _draw(paths: list[Path], seed: int) -> list[Path]:
     """Every path, in a seeded order: the first readable ones are used."""
     return [paths[i] for i in np.random.default_rng(seed).permutation(len(paths))]
+
+
+def _as_rgb(image: Any) -> Any:
+    """An RGB PIL image; 16-bit and 32-bit integer greyscale scaled to 8 bits first (PIL's convert clips them white)."""
+    from PIL import Image
+
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        image = Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8))
+    return image.convert("RGB")
 
 
 def _images(path: Path, model: Any, transform: Any, samples: int, seed: int) -> Calibration:
@@ -120,7 +144,7 @@ def _images(path: Path, model: Any, transform: Any, samples: int, seed: int) -> 
             break
         try:
             with Image.open(file) as image:
-                frame = np.asarray(image.convert("RGB"))[None]
+                frame = np.asarray(_as_rgb(image))[None]
         except (OSError, UnidentifiedImageError, ValueError):
             unreadable += 1
             continue

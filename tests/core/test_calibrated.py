@@ -20,10 +20,10 @@ from torch import nn
 from gardener_hf import make_plan, score_model
 from gardener_hf.calibrated import _fixed_masks
 from gardener_hf.calibration import Calibration
-from gardener_hf.data import load_calibration
-from gardener_hf.research.synthetic import digit_calibration
 from gardener_hf.cli import main
+from gardener_hf.data import load_calibration
 from gardener_hf.errors import GardenerError, PlanError
+from gardener_hf.research.synthetic import digit_calibration
 
 BLOCKS = re.compile(r"^(?:[a-z0-9_]+\.)?(?:encoder\.layer|layers|model\.layer)$")
 
@@ -313,3 +313,29 @@ def test_a_split_image_folder_calibrates_on_its_training_split_and_counts_are_de
     assert scores.params["calibration"] == "2 images from data/train (seed 0)" and scores.params["calibration_samples"] == 2
     torch.save(pixels_for(model, 3), tmp_path / "three.pt")  # fewer than the default 32, none asked for: all three
     assert load_calibration(tmp_path / "three.pt", model).num_samples == 3
+
+
+def test_sixteen_bit_greyscale_images_keep_their_values(tmp_path):
+    from PIL import Image
+
+    model = make_model("ViTModel")
+    src = save_with_processor(model, tmp_path / "model")
+    (tmp_path / "scans").mkdir()
+    Image.fromarray(np.full((32, 32), 32768, dtype=np.uint16)).save(tmp_path / "scans" / "a.png")  # mid grey
+    assert Image.open(tmp_path / "scans" / "a.png").mode.startswith("I")
+    cal = load_calibration(tmp_path / "scans", model, source=str(src), samples=1)
+    want = (128 / 255 - 0.5) / 0.5
+    assert torch.allclose(cal.pixel_values, torch.full_like(cal.pixel_values, want), atol=1e-5)
+
+
+def test_a_processor_config_json_is_read_for_its_image_processor(tmp_path):
+    from PIL import Image
+
+    model = make_model("ViTModel")
+    model.save_pretrained(tmp_path / "model")
+    (tmp_path / "model" / "processor_config.json").write_text(json.dumps({"image_processor": {
+        "size": {"height": 32, "width": 32}, "image_mean": [0.0, 0.0, 0.0], "image_std": [1.0, 1.0, 1.0]}}))
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray(np.full((32, 32, 3), 51, dtype=np.uint8)).save(tmp_path / "imgs" / "a.png")
+    cal = load_calibration(tmp_path / "imgs", model, source=str(tmp_path / "model"), samples=1)
+    assert torch.allclose(cal.pixel_values, torch.full_like(cal.pixel_values, 51 / 255), atol=1e-6)
