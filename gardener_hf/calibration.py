@@ -12,7 +12,6 @@ moving-digit clips come from `gardener_hf.research.synthetic.digit_calibration`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,10 +50,6 @@ class Calibration:
     @property
     def num_samples(self) -> int:
         return int(self.pixel_values.shape[0])
-
-    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        for start in range(0, self.num_samples, batch_size):
-            yield self.pixel_values[start:start + batch_size]
 
     def to_dict(self) -> dict[str, Any]:
         """What the pruning record and the card say about the calibration."""

@@ -15,6 +15,7 @@ weights) and its block's linear layers and patch-embedding convolution are read 
 from __future__ import annotations
 
 import functools
+import json
 import math
 from typing import Any
 
@@ -51,7 +52,7 @@ def _shapes(config_json: str, model_type: str) -> tuple[int, int]:
     """(linear MACs per token of one block, MACs per patch of the patch embedding) for a config."""
     from transformers import AutoConfig, AutoModel
 
-    config = AutoConfig.for_model(model_type, **_json_loads(config_json))
+    config = AutoConfig.for_model(model_type, **json.loads(config_json))
     with torch.device("meta"):
         model = AutoModel.from_config(config)
     block = get_blocks(model)[0]
@@ -61,33 +62,27 @@ def _shapes(config_json: str, model_type: str) -> tuple[int, int]:
     return linear, embed
 
 
-def _json_loads(text: str) -> dict[str, Any]:
-    import json
-
-    data = json.loads(text)
-    data.pop("model_type", None)
-    return data
-
-
 def _config_shapes(config: Any) -> tuple[int, int]:
     data = config.to_dict()
     data["num_hidden_layers"] = 1  # one block is enough to read the shapes
     if isinstance(data.get("layer_types"), list):
         data["layer_types"] = data["layer_types"][:1]
-    for key in ("gardener", "architectures", "_name_or_path", "transformers_version", "id2label", "label2id",
+    for key in ("model_type", "gardener", "architectures", "_name_or_path", "transformers_version", "id2label", "label2id",
                 # the per-stage taps, and BEiT's FPN that insists on four of them
                 "out_features", "out_indices", "stage_names", "_out_features", "_out_indices", "add_fpn"):
         data.pop(key, None)
-    import json
-
     return _shapes(json.dumps(data, sort_keys=True, default=str), config.model_type)
 
 
 def block_flops(config: Any, input_size: tuple[int, int] | None = None) -> int:
     """Multiply-accumulates of one transformer block."""
-    n, d = num_tokens(config, input_size), config.hidden_size
     linear, _ = _config_shapes(config)
-    return n * linear + 2 * n * n * d
+    return _block_macs(config, linear, input_size)
+
+
+def _block_macs(config: Any, linear_per_token: int, input_size: tuple[int, int] | None) -> int:
+    n = num_tokens(config, input_size)
+    return n * linear_per_token + 2 * n * n * config.hidden_size
 
 
 def encoder_flops(
@@ -109,9 +104,9 @@ def encoder_flops(
             say 518, the size of their position grid, while their processors crop 224).
     """
     blocks = config.num_hidden_layers if num_blocks is None else num_blocks
-    _, per_patch = _config_shapes(config)
+    linear, per_patch = _config_shapes(config)  # read once: it serialises the config
     head = config.hidden_size * num_labels if head_macs is None else head_macs
-    return num_patches(config, input_size) * per_patch + blocks * block_flops(config, input_size) + head
+    return num_patches(config, input_size) * per_patch + blocks * _block_macs(config, linear, input_size) + head
 
 
 def count_parameters(model: nn.Module) -> int:
