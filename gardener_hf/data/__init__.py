@@ -2,7 +2,8 @@
 
 Modules: `sources` (folders, CSV/JSON manifests, `datasets` datasets -> labelled items), `io` (PyAV
 decoding and encoding), `sampling` (which frames make a clip), `transforms` (the VideoMAE
-processor's resize / crop / normalise), `dataset` (the `torch` dataset and collator). Everything is
+processor's resize / crop / normalise), `dataset` (the `torch` dataset and collator), `labelled` (labelled
+images or videos in memory, train and validation splits). Everything is
 re-exported here, so `from gardener_hf.data import ...` is all a user needs.
 
 Example:
@@ -17,6 +18,7 @@ Example:
 from .calibration import load_calibration
 from .dataset import VideoClassificationDataset, collate_videos
 from .io import count_frames, probe, read_frames, write_video
+from .labelled import LabelledSplit, load_labelled
 from .sampling import SAMPLING_MODES, sample_indices
 from .sources import EVAL_SPLITS, SPLIT_NAMES, VIDEO_EXTENSIONS, DataReport, VideoItem, data_name, eval_split, find_videos
 from .transforms import VideoTransform
@@ -27,6 +29,7 @@ __all__ = [
     "SPLIT_NAMES",
     "VIDEO_EXTENSIONS",
     "DataReport",
+    "LabelledSplit",
     "VideoClassificationDataset",
     "VideoItem",
     "VideoTransform",
@@ -36,6 +39,7 @@ __all__ = [
     "eval_split",
     "find_videos",
     "load_calibration",
+    "load_labelled",
     "probe",
     "read_frames",
     "sample_indices",

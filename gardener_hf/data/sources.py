@@ -212,8 +212,9 @@ def _collect(source: Any, *, split: str, video_column: str | None, label_column:
 # -- folders
 
 
-def _is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".") and path.is_file()
+def _is_video(path: Path, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> bool:
+    """Whether `path` is a visible file with one of `extensions` (case-insensitive); videos by default."""
+    return path.suffix.lower() in extensions and not path.name.startswith(".") and path.is_file()
 
 
 def _visible_dirs(folder: Path) -> list[Path]:
@@ -259,31 +260,39 @@ def _split_folder(root: Path, split: str) -> Path:
     return chosen
 
 
-def _from_folder(root: Path, split: str) -> tuple[list[tuple[str, str]], list[str], str]:
-    """Pairs from a UCF101-style folder: one subfolder per class."""
+def _from_folder(root: Path, split: str, extensions: Sequence[str] = VIDEO_EXTENSIONS, kind: str = "video"
+                 ) -> tuple[list[tuple[str, str]], list[str], str]:
+    """Pairs from a UCF101-style folder: one subfolder per class.
+
+    Args:
+        root: the folder (or a folder of split folders, read from its `split` subfolder).
+        split: split subfolder to read when `root` holds splits.
+        extensions: file suffixes to collect (lower case); videos by default.
+        kind: what the files are, for messages ("video", "image").
+    """
     root = _split_folder(root, split)
     class_dirs = _visible_dirs(root)
-    loose = [p for p in root.iterdir() if _is_video(p)]
+    loose = [p for p in root.iterdir() if _is_video(p, extensions)]
     if not class_dirs:
-        hint = f" ({len(loose)} videos lie directly in it)" if loose else ""
-        raise DataError(f"no class subfolders in {root}{hint}; expected {root}/<class>/<video> "
-                        f"with suffixes {VIDEO_EXTENSIONS}, or pass a .csv/.json manifest")
+        hint = f" ({len(loose)} {kind}s lie directly in it)" if loose else ""
+        raise DataError(f"no class subfolders in {root}{hint}; expected {root}/<class>/<{kind}> "
+                        f"with suffixes {tuple(extensions)}, or pass a .csv/.json manifest")
     if loose:
-        logger.warning("ignoring %d videos directly in %s: only videos inside class subfolders are used",
-                       len(loose), root)
+        logger.warning("ignoring %d %ss directly in %s: only %ss inside class subfolders are used",
+                       len(loose), kind, root, kind)
     pairs: list[tuple[str, str]] = []
     empty: list[str] = []
     for class_dir in class_dirs:
-        videos = sorted(p for p in class_dir.rglob("*") if _is_video(p))
-        if not videos:
+        files = sorted(p for p in class_dir.rglob("*") if _is_video(p, extensions))
+        if not files:
             empty.append(class_dir.name)
-        pairs.extend((str(p), class_dir.name) for p in videos)
+        pairs.extend((str(p), class_dir.name) for p in files)
     if len(empty) == len(class_dirs):
-        raise DataError(f"no videos in {root}: its subfolders {_list_names(empty)} hold no files with suffixes "
-                        f"{VIDEO_EXTENSIONS}")
+        raise DataError(f"no {kind}s in {root}: its subfolders {_list_names(empty)} hold no files with suffixes "
+                        f"{tuple(extensions)}")
     if empty:
-        raise DataError(f"class folder(s) {_list_names(empty)} in {root} hold no videos (suffixes {VIDEO_EXTENSIONS}); "
-                        "add videos or remove the folder(s)")
+        raise DataError(f"class folder(s) {_list_names(empty)} in {root} hold no {kind}s (suffixes "
+                        f"{tuple(extensions)}); add {kind}s or remove the folder(s)")
     return pairs, [d.name for d in class_dirs], str(root)
 
 
