@@ -140,38 +140,55 @@ def test_study_end_to_end_resumes_and_refuses_other_settings(tmp_path):
     for name in ("REPORT.md", "results.json", "block_scores.png", "sweep.png", "study_config.json"):
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "results.json").read_text())
-    assert set(saved["agreement"]) >= set(st.CRITERIA) and -1 <= saved["agreement"]["entropy"]["spearman"] <= 1
+    assert list(saved["oracles"]) == ["finetune"] and saved["oracle_agreement"] == {}
+    finetune = saved["oracles"]["finetune"]
+    assert set(finetune["agreement"]) >= set(st.CRITERIA) and -1 <= finetune["agreement"]["entropy"]["spearman"] <= 1
     # the calibrated criteria, on clips of the training subset; the best of them is a sweep method
-    assert set(saved["agreement"]) >= {"block-influence", "angular", "removal-drift", "reconstruction"}
+    assert set(finetune["agreement"]) >= {"block-influence", "angular", "removal-drift", "reconstruction"}
     assert saved["calibration"].startswith("32 unlabeled clips of the moving-digit task (training digits")
     best = max(("block-influence", "angular", "removal-drift", "reconstruction"),
-               key=lambda c: saved["agreement"][c]["spearman"])
-    assert saved["label_free_criterion"] == best and set(saved["sweep"]["label-free"]) == {"1", "11"}
-    assert saved["oracle_removal_order"] == results["oracle_removal_order"]
+               key=lambda c: finetune["agreement"][c]["spearman"])
+    assert finetune["label_free_criterion"] == best and set(finetune["sweep"]["label-free"]) == {"1", "11"}
+    assert finetune["removal_order"] == results["oracles"]["finetune"]["removal_order"]
     # the oracle's k=1 plan is its least harmful single removal, with the same accuracy as that run
-    first = saved["oracle_removal_order"][0]
-    assert saved["sweep"]["oracle"]["1"]["values"] == saved["single_removal"][str(first)]["values"]
+    first = finetune["removal_order"][0]
+    assert finetune["sweep"]["oracle"]["1"]["values"] == finetune["single_removal"][str(first)]["values"]
     # a gardener k plan removes the k lowest-entropy blocks
     entropy = np.array(saved["scores"]["entropy"]["scores"])
-    assert sorted(saved["sweep"]["gardener"]["11"]["plans"][0]) == sorted(np.argsort(entropy, kind="stable")[:11].tolist())
+    assert sorted(finetune["sweep"]["gardener"]["11"]["plans"][0]) == sorted(np.argsort(entropy, kind="stable")[:11].tolist())
     report = (out / "REPORT.md").read_text()
     assert "Spearman" in report and "+0.755" in report and "paper: Gardener (entropy)" in report
-    assert f"Best label-free ({best})" in report and "no clip of the finetuning or validation sets" in report
+    assert f"Best label-free ({best})" in report and "no input of the validation split" in report
+    assert "## Open question 1" in report and "linear-probe" not in report
 
     # a second call does no run again and gives the same numbers
     again = st.run_study(config, out, jobs=1, progress=False)
     assert (out / "runs.jsonl").read_text().splitlines() == runs
-    assert again["agreement"] == results["agreement"] and again["sweep"] == results["sweep"]
+    assert again["oracles"] == results["oracles"]
     with pytest.raises(GardenerError, match="different settings.*steps"):
         st.run_study(st.StudyConfig(**{**TINY, "steps": 3}), out, jobs=1, progress=False)
+
+    # adding the feature oracles reuses every finetune run and adds theirs
+    both = st.StudyConfig(**{**TINY, "oracles": ("finetune", "linear-probe", "knn")})
+    results = st.run_study(both, out, jobs=1, progress=False)
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    assert lines[: len(runs)] == runs and results["oracles"]["finetune"] == again["oracles"]["finetune"]
+    probe = results["oracles"]["linear-probe"]
+    assert probe["label_free_criterion"] is None  # a feature oracle sweeps every calibrated criterion instead
+    assert {"block-influence", "angular", "removal-drift", "reconstruction", "gardener", "oracle"} <= set(probe["sweep"])
+    assert set(results["oracle_agreement"]) == {"finetune vs linear-probe", "finetune vs knn", "linear-probe vs knn"}
+    assert results["runs"]["by_oracle"]["finetune"] == len(runs)
+    assert json.loads((out / "study_config.json").read_text())["oracles"] == ["finetune", "linear-probe", "knn"]
+    report = (out / "REPORT.md").read_text()
+    assert "## The linear-probe oracle" in report and "## Do the oracles agree with each other?" in report
 
 
 @pytest.mark.slow
 def test_parallel_runs_give_the_same_numbers_as_serial(tmp_path):
-    config = st.StudyConfig(**{**TINY, "seeds": 1, "removals": (11,)})
+    config = st.StudyConfig(**{**TINY, "seeds": 1, "removals": (11,), "oracles": ("finetune", "linear-probe")})
     serial = st.RunStore(tmp_path / "serial.jsonl")
     parallel = st.RunStore(tmp_path / "parallel.jsonl")
-    specs = [((), 0, False), ((4,), 0, False), ((0, 1), 0, False)]
+    specs = [((), 0, False), ((4,), 0, False), ((0, 1), 0, False), ("linear-probe", (4,), 0, False)]
     st.run_all(specs, serial, config, jobs=1, desc="serial", progress=False)
     st.run_all(specs, parallel, config, jobs=2, desc="parallel", progress=False)
     for key in serial.runs:
@@ -220,13 +237,17 @@ def test_the_reported_command_parses_back_to_the_same_settings():
 def test_studies_saved_before_the_rename_are_read_and_resumed(tmp_path):
     from gardener_hf.research.study.driver import _normalised
 
-    committed = json.loads((REPO / "docs" / "study" / "study_config.json").read_text())
-    assert "lr" in committed and "val_clips" in committed  # written by gardener_hf 0.1
+    # the study_config.json gardener_hf 0.1 wrote for docs/study: old spellings, no oracle or data fields
+    committed = {"model": None, "revision": None, "task": "moving-digit", "clip_options": {"num_static": 0},
+                 "train_clips": 2048, "val_clips": 1024, "data_seed": 0, "steps": 150, "batch_size": 32, "lr": 0.001,
+                 "weight_decay": 0.05, "warmup_ratio": 0.1, "seeds": 3, "removals": [1, 3, 5, 7, 9, 11], "scratch": True}
     config = st.StudyConfig.from_dict(committed)
     assert config.learning_rate == committed["lr"] and config.eval_clips == committed["val_clips"]
     assert config == st.StudyConfig()  # the committed study used the defaults
-    assert _normalised(committed, tmp_path / "study_config.json") == st.StudyConfig().to_dict()
-    assert _normalised({**committed, "new_key": 1}, tmp_path / "c.json") != st.StudyConfig().to_dict()  # refused as changed
+    assert _normalised(committed, tmp_path / "study_config.json") == st.StudyConfig().identity()
+    assert _normalised({**committed, "new_key": 1}, tmp_path / "c.json") != st.StudyConfig().identity()  # refused as changed
+    # oracles are not part of a study's identity: adding one reuses the runs
+    assert _normalised({**committed, "oracles": ["knn"]}, tmp_path / "c.json") == st.StudyConfig().identity()
     with pytest.raises(GardenerError, match="does not hold a study configuration"):
         _normalised([1], tmp_path / "study_config.json")
 

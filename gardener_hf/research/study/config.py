@@ -23,6 +23,17 @@ HIST_BINS = (16, 64, 256, 1024, 4096)
 #: sweep methods: name -> criterion of its order ("oracle", "random" and "label-free" are special: "label-free" is
 #: the calibrated criterion that agrees best with the oracle)
 METHODS = {"gardener": "entropy", "oracle": None, "l1": "l1", "l1-reverse": "l1-reverse", "random": None, "label-free": None}
+#: how a block's importance is measured: finetune the pruned model (the paper's), or freeze it and fit a linear
+#: probe / a k-nearest-neighbour classifier on its features (cheap and low-noise; how SSL ViTs are usually evaluated)
+ORACLES = ("finetune", "linear-probe", "knn")
+#: oracles that measure frozen features: one forward pass per plan serves every seed; their sweeps are cheap, so
+#: each calibrated criterion gets its own sweep line instead of only the best one
+FEATURE_ORACLES = ("linear-probe", "knn")
+#: the linear probe: scikit-learn's logistic regression on standardised features, L2 strength 1/C
+PROBE_C = 0.1
+PROBE_MAX_ITER = 2000
+#: neighbours of the kNN oracle (cosine similarity, majority vote)
+KNN_K = 20
 
 # The paper's numbers (docs/method.md §3 and §5): UCF101 top-1 (%) of VideoMAE-B K400-FT.
 PAPER_UNPRUNED = 91.78
@@ -39,7 +50,7 @@ PAPER_REMOVALS = (1, 3, 5, 7, 9, 11)
 # study_config.json keys of gardener_hf 0.1 studies -> field names
 _LEGACY_KEYS = {"lr": "learning_rate", "val_clips": "eval_clips"}
 #: command-line flags whose spelling differs from the field (kept as they were)
-FLAGS = {"learning_rate": "--lr", "eval_clips": "--val-clips"}
+FLAGS = {"learning_rate": "--lr", "eval_clips": "--val-clips", "oracles": "--oracle"}
 
 
 @dataclass
@@ -62,9 +73,32 @@ class StudyConfig:
     seeds: int = 3
     removals: tuple[int, ...] = PAPER_REMOVALS
     scratch: bool = True  # also finetune a randomly initialised copy: does pretraining matter at all?
+    oracles: tuple[str, ...] = ("finetune",)
+    # the user's labelled data (gardener_hf.data.load_labelled); None: the generated task
+    data: str | None = None
+    eval_data: str | None = None
+    val_fraction: float | None = None
+    max_per_split: int | None = None
+    image_size: int | None = None  # input side in pixels (models that interpolate position embeddings); None: the processor's
+    probe_fraction: float = 0.5  # share of the training split each seed's probe (and kNN) is fitted on
 
     def __post_init__(self) -> None:
         self.removals = tuple(int(r) for r in self.removals)
+        if isinstance(self.oracles, str):
+            self.oracles = (self.oracles,)
+        self.oracles = tuple(dict.fromkeys(self.oracles))
+        unknown = [o for o in self.oracles if o not in ORACLES]
+        if unknown or not self.oracles:
+            raise GardenerError(f"oracles {list(unknown) or '[]'}: use one or more of {', '.join(ORACLES)}")
+        if self.data is None and (self.eval_data is not None or self.val_fraction is not None):
+            raise GardenerError("eval_data and val_fraction need data (the labelled training data they complete or split)")
+        if self.val_fraction is not None and not 0 < self.val_fraction < 1:
+            raise GardenerError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0 < self.probe_fraction <= 1:
+            raise GardenerError(f"probe_fraction must be in (0, 1], got {self.probe_fraction}")
+        for name in ("max_per_split", "image_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 2:
+                raise GardenerError(f"{name} must be >= 2, got {getattr(self, name)}")
         if self.task not in TASKS:
             raise GardenerError(f"task {self.task!r}: use one of {TASKS}")
         for name in ("train_clips", "eval_clips", "steps", "batch_size", "seeds"):
@@ -87,9 +121,21 @@ class StudyConfig:
         """The checkpoint to load: `model`, or the embedded default's folder."""
         return self.model if self.model is not None else EMBEDDED_DEFAULT
 
+    @property
+    def feature_oracles(self) -> tuple[str, ...]:
+        """The oracles of `oracles` that measure frozen features."""
+        return tuple(o for o in self.oracles if o in FEATURE_ORACLES)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["removals"] = list(self.removals)
+        data["oracles"] = list(self.oracles)
+        return data
+
+    def identity(self) -> dict[str, Any]:
+        """What a run's numbers depend on: `to_dict()` without `oracles` (adding an oracle to a study reuses its runs)."""
+        data = self.to_dict()
+        data.pop("oracles")
         return data
 
     @staticmethod
@@ -101,7 +147,10 @@ class StudyConfig:
     def from_dict(cls, data: dict[str, Any]) -> StudyConfig:
         """Read a saved config back; keys of studies made before the rename (`lr`, `val_clips`) are accepted."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in cls.renamed(data).items() if k in names})
+        values = {k: v for k, v in cls.renamed(data).items() if k in names}
+        if "oracles" in values:
+            values["oracles"] = tuple(values["oracles"])
+        return cls(**values)
 
 
 def study_command(config: StudyConfig, output_dir: str | Path) -> str:
@@ -115,7 +164,7 @@ def study_command(config: StudyConfig, output_dir: str | Path) -> str:
         flag = FLAGS.get(f.name, "--" + f.name.replace("_", "-"))
         if f.name == "scratch":
             parts.append("--no-scratch")
-        elif f.name == "removals":
+        elif f.name in ("removals", "oracles"):
             parts += [flag, ",".join(map(str, value))]
         elif f.name == "clip_options":
             parts += [flag, json.dumps(value)]

@@ -55,25 +55,27 @@ import logging
 import os
 import platform
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import transformers
 
 from ..._version import __version__ as _gardener_version
-from ...checkpoint import load_classifier
 from ...errors import GardenerError
-from .analysis import analyse, best_label_free, score_all, single_removals, sweep_plans
-from .config import CALIBRATION_CLIPS, METHODS, StudyConfig, study_command
+from . import runs as _runs
+from .analysis import all_plans, analyse, oracle_specs, score_all, sweep_specs
+from .config import CALIBRATION_CLIPS, StudyConfig, study_command
 from .report import plot_scores, plot_sweep, render_report
-from .runs import RunStore, Spec, run_all
+from .runs import RunStore, barrier, build_context, distributed, run_all
 
 logger = logging.getLogger(__name__)
 
 
 def _require_extra() -> None:
-    """The study needs scikit-learn (the digits) and scipy (rank correlations): say so before any work."""
+    """The study needs scikit-learn (the digits, the probe) and scipy (rank correlations): say so before any work."""
     import importlib.util
 
     missing = [name for module, name in (("sklearn", "scikit-learn"), ("scipy", "scipy"))
@@ -83,35 +85,24 @@ def _require_extra() -> None:
 
 
 def _normalised(previous: Any, path: Path) -> dict[str, Any]:
-    """A saved study_config.json in today's spelling (older studies wrote `lr`, `val_clips`); nothing else changed."""
+    """A saved study_config.json's identity in today's spelling (older studies wrote `lr`, `val_clips` and had no
+    oracle or data fields: their defaults are filled in)."""
     if not isinstance(previous, dict):
         raise GardenerError(f"{path} does not hold a study configuration; use another --output-dir, or --overwrite")
-    return StudyConfig.renamed(previous)
-
-
-def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the whole study into `output_dir` and write its results, plots and report.
-
-    Returns:
-        The results dict also written to `results.json`.
-
-    Raises:
-        GardenerError: `output_dir` holds a study with a different configuration, or the model
-            cannot serve (not a VideoMAE, too few blocks for the removals asked).
-    """
-    t0 = time.perf_counter()
-    _require_extra()
-    model_id = config.model_id()
-    model = load_classifier(model_id, ("a", "b"), revision=config.revision)
-    num_blocks = model.config.num_hidden_layers
-    too_deep = [r for r in config.removals if r >= num_blocks]
-    if too_deep:
-        raise GardenerError(f"removals {too_deep}: the model has {num_blocks} blocks, so at most {num_blocks - 1} can go")
-    out = Path(output_dir)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise GardenerError(f"cannot use {out} as the study folder: {err.strerror or err}") from None
+        known = StudyConfig.from_dict(previous).identity()
+    except (GardenerError, TypeError, ValueError) as err:
+        raise GardenerError(f"{path} does not hold a study configuration ({err}); use another --output-dir, "
+                            "or --overwrite") from None
+    names = {f.name for f in fields(StudyConfig)}
+    # keys this version does not know (a newer gardener_hf's settings) count as different settings
+    return {**known, **{k: v for k, v in StudyConfig.renamed(previous).items() if k not in names}}
+
+
+def _check_folder(config: StudyConfig, out: Path) -> None:
+    """Refuse `out` if it cannot hold the study, or holds one with other settings (reads only)."""
+    if out.exists() and not out.is_dir():
+        raise GardenerError(f"cannot use {out} as the study folder: it is a file")
     config_path = out / "study_config.json"
     if config_path.exists():
         try:
@@ -119,75 +110,136 @@ def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, pro
         except (OSError, json.JSONDecodeError) as err:
             raise GardenerError(f"{config_path} is unreadable ({err}); use another --output-dir, or --overwrite") from None
         previous = _normalised(previous, config_path)
-        if previous != config.to_dict():
-            changed = sorted(k for k in set(previous) | set(config.to_dict()) if previous.get(k) != config.to_dict().get(k))
+        now = config.identity()
+        if previous != now:
+            changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
             raise GardenerError(
                 f"{out} holds a study with different settings ({', '.join(changed)}); "
                 "use another --output-dir, or --overwrite to start it again"
             )
-    else:
-        config_path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    store = RunStore(out / "runs.jsonl")
+
+
+def _write_folder(config: StudyConfig, out: Path) -> None:
+    """Create `out` and record `config` there (with the oracles of the latest call)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GardenerError(f"cannot use {out} as the study folder: {err.strerror or err}") from None
+    (out / "study_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, progress: bool = True,
+              device: str | torch.device | None = None) -> dict[str, Any]:
+    """Run (or resume) the whole study into `output_dir` and write its results, plots and report.
+
+    Under `torchrun` / `accelerate launch` every process calls this with the same arguments; they share the
+    runs and rank 0 writes the files.
+
+    Args:
+        config: the study.
+        output_dir: its folder (runs are kept there, so a second call resumes).
+        jobs: runs at a time in this process, one CPU thread each.
+        progress: progress bars (rank 0 only).
+        device: where runs compute; default GPU `LOCAL_RANK` when there is one, else the CPU.
+
+    Returns:
+        The results dict also written to `results.json`.
+
+    Raises:
+        GardenerError: `output_dir` holds a study with different settings, the model or data cannot serve
+            (unsupported model, too few blocks for the removals asked, one class, no validation split, ...).
+    """
+    t0 = time.perf_counter()
+    _require_extra()
+    rank, world = distributed()
+    num_blocks = _num_blocks(config)
+    too_deep = [r for r in config.removals if r >= num_blocks]
+    if too_deep:
+        raise GardenerError(f"removals {too_deep}: the model has {num_blocks} blocks, so at most {num_blocks - 1} can go")
+    out = Path(output_dir)
+    if rank == 0:
+        _check_folder(config, out)
+    ctx = build_context(config, progress=progress and rank == 0, device=device)  # bad data fails before any write
+    if rank == 0:
+        _write_folder(config, out)
+    barrier()
+    _runs._CTX = ctx  # runs in this process reuse the loaded model and data
+    store = RunStore(out / "runs.jsonl", rank=rank if world > 1 else None)
     recorded_before = len(store.runs)
 
     source = config.model or "embedded default"
-    scores, hist = score_all(model, source, _calibration(config, model), _pretraining(config))
-    del model
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # scores to the last bit whatever the process layout (torchrun sets one thread per rank)
+    try:
+        scores, hist = score_all(ctx.model, source, _calibration(config, ctx), _pretraining(ctx.model))
+    finally:
+        torch.set_num_threads(threads)
 
-    seeds = range(config.seeds)
-    oracle_specs: list[Spec] = [((), s, False) for s in seeds]
-    oracle_specs += [((b,), s, False) for b in range(num_blocks) for s in seeds]
-    if config.scratch:
-        oracle_specs += [((), s, True) for s in seeds]
-    run_all(oracle_specs, store, config, jobs=jobs, desc="oracle (single-block removals)", progress=progress)
+    run_all(oracle_specs(config, num_blocks), store, config, jobs=jobs, desc="oracles (single-block removals)",
+            progress=progress, device=ctx.device)
+    plans = all_plans(config, store, scores, num_blocks)
+    run_all(sweep_specs(plans), store, config, jobs=jobs, desc="sweep", progress=progress, device=ctx.device)
 
-    single, oracle_order = single_removals(store, config.seeds, num_blocks)
-    label_free = best_label_free(scores, -single.mean(1))
-
-    plans = {m: sweep_plans(m, config.removals, config.seeds, scores, oracle_order, num_blocks, label_free) for m in METHODS}
-    sweep_specs = [(removed, seed, False) for p in plans.values() for (_, seed), removed in p.items()]
-    run_all(sweep_specs, store, config, jobs=jobs, desc="sweep", progress=progress)
-
-    results = analyse(config, store, scores, hist, plans, oracle_order, num_blocks)
+    results = analyse(config, store, scores, hist, plans, num_blocks, data=ctx.data.description,
+                      num_classes=len(ctx.data.labels))
     results["command"] = study_command(config, output_dir)
     results["wall_seconds_this_call"] = round(time.perf_counter() - t0, 1)
     results["environment"] = {
         "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
         "gardener_hf": _gardener_version, "machine": platform.machine(), "processor": _cpu_name(), "cpus": os.cpu_count(),
-        "jobs": jobs, "threads_per_run": 1, "runs_this_call": len(store.runs) - recorded_before,
+        "device": ctx.device.type, "processes": world, "jobs": jobs, "threads_per_run": 1 if ctx.device.type == "cpu" else None,
+        "runs_this_call": len(store.runs) - recorded_before,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    plot_scores(results, out / "block_scores.png")
-    plot_sweep(results, out / "sweep.png")
-    (out / "REPORT.md").write_text(render_report(results))
-    logger.info("wrote %s", out / "REPORT.md")
+    if rank == 0:
+        (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        plot_scores(results, out / "block_scores.png")
+        plot_sweep(results, out / "sweep.png")
+        (out / "REPORT.md").write_text(render_report(results))
+        logger.info("wrote %s", out / "REPORT.md")
     return results
 
 
-def _calibration(config: StudyConfig, model: Any):
-    """`CALIBRATION_CLIPS` unlabeled clips of the task's training subset (their own stream: no training or validation clip)."""
+def _num_blocks(config: StudyConfig) -> int:
+    """The checkpoint's block count, from its config alone (bad ids and unsupported models fail here, first)."""
+    from ...arch import get_arch
+    from ...checkpoint import read_config
+
+    saved = read_config(config.model_id(), revision=config.revision)
+    get_arch(saved)
+    return int(saved["num_hidden_layers"])
+
+
+def _calibration(config: StudyConfig, ctx: Any):
+    """`CALIBRATION_CLIPS` unlabeled inputs of the training split, never a validation input: generated clips of their
+    own stream (the generated task), or a seeded draw of the user's training split (labels unused)."""
     from ...calibration import Calibration
-    from ...checkpoint import load_processor
-    from ..synthetic import to_pixel_values
-    from .runs import _CALIBRATION_DATA, make_clips
+    from ...data.sources import data_name
+    from .runs import _CALIBRATION_DATA, _input_size, make_clips
 
-    processor = load_processor(config.model_id(), model.config, revision=config.revision)
-    clips, _ = make_clips(config.task, CALIBRATION_CLIPS, seed=config.data_seed, stream=_CALIBRATION_DATA, subset="train",
-                          num_frames=model.config.num_frames, size=model.config.image_size, **config.clip_options)
-    pixels = to_pixel_values(clips, list(processor.image_mean), list(processor.image_std))
-    return Calibration(pixels, f"{CALIBRATION_CLIPS} unlabeled clips of the {config.task} task (training digits, seed "
-                               f"{config.data_seed})", seed=config.data_seed)
+    data = ctx.data
+    if config.data is None:
+        frames, size = _input_size(config, ctx.model)
+        clips, _ = make_clips(config.task, CALIBRATION_CLIPS, seed=config.data_seed, stream=_CALIBRATION_DATA,
+                              subset="train", num_frames=frames, size=size, **config.clip_options)
+        pixels = data.pixels(clips if data.video else clips[:, 0].contiguous())
+        kind = "clips" if data.video else "images"
+        return Calibration(pixels, f"{CALIBRATION_CLIPS} unlabeled {kind} of the {config.task} task (training digits, "
+                                   f"seed {config.data_seed})", seed=config.data_seed)
+    count = min(CALIBRATION_CLIPS, len(data.train_x))
+    pick = np.sort(np.random.default_rng([config.data_seed, _CALIBRATION_DATA]).permutation(len(data.train_x))[:count])
+    pixels = data.pixels(data.train_x[torch.from_numpy(pick)])
+    return Calibration(pixels, f"{count} unlabeled inputs drawn from the training split of {data_name(config.data)} "
+                               f"(seed {config.data_seed})", seed=config.data_seed)
 
 
-def _pretraining(config: StudyConfig):
-    """The checkpoint with its pretraining decoder, for `reconstruction`; None when it has none."""
-    from ...checkpoint import load_model, read_config
+def _pretraining(model: Any):
+    """The checkpoint itself when it is a pretraining one with its decoder (for `reconstruction`), else None."""
+    from ...calibrated import RECONSTRUCTION_CLASSES
 
-    architectures = read_config(config.model_id(), revision=config.revision).get("architectures") or []
-    if architectures[:1] != ["VideoMAEForPreTraining"]:
-        logger.info("%s is not a VideoMAEForPreTraining checkpoint: no reconstruction scores", config.model_id())
+    if type(model).__name__ not in RECONSTRUCTION_CLASSES:
+        logger.info("%s is not a pretraining checkpoint with its decoder: no reconstruction scores", type(model).__name__)
         return None
-    return load_model(config.model_id(), revision=config.revision)
+    return model
 
 
 def _cpu_name() -> str:
