@@ -31,7 +31,7 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
                         "images for an image model, videos for a video model")
     p.add_argument("--eval-data", default=None, metavar="DIR", help="the validation split, when --data holds only training data")
     p.add_argument("--val-fraction", type=float, default=None, metavar="F",
-                   help="hold out this class-balanced fraction of --data for validation (when it has no split)")
+                   help="hold out this fraction of each class of --data for validation (when it has no split)")
     p.add_argument("--max-per-split", type=_common.positive_int, default=None, metavar="N",
                    help="use at most N inputs per split (a seeded, class-balanced draw)")
     p.add_argument("--image-size", type=_common.positive_int, default=None, metavar="PX",
@@ -41,7 +41,8 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
                    help="how block importance is measured, comma-separated: finetune (the paper's), linear-probe, knn "
                         f"(default {','.join(d.oracles)})")
     p.add_argument("--probe-fraction", type=float, default=d.probe_fraction, metavar="F",
-                   help=f"share of the training split each seed's probe and kNN fit on (default {d.probe_fraction:g})")
+                   help=f"share of each class of the training split that each seed's probe and kNN fit on "
+                        f"(default {d.probe_fraction:g})")
     p.add_argument("--task", default=d.task, choices=["direction", "moving-digit"], help=f"generated labelled task (default {d.task})")
     p.add_argument("--clip-options", type=_common.json_object, default=d.clip_options, metavar="JSON",
                    help="options of the task's clip function, e.g. '{\"num_static\": 0}' (see gardener_hf.research.synthetic)")
@@ -55,7 +56,8 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
                    help=f"peak learning rate (default {d.learning_rate:g}, the paper's)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"(default {d.weight_decay:g})")
     p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, help=f"(default {d.warmup_ratio:g})")
-    p.add_argument("--seeds", type=_common.positive_int, default=d.seeds, help=f"finetuning seeds per configuration (default {d.seeds})")
+    p.add_argument("--seeds", type=_common.positive_int, default=d.seeds, help=f"seeds per configuration: a finetune's head initialisation and data order, a probe's share of the "
+                        f"training split (default {d.seeds})")
     p.add_argument("--removals", type=_common.int_list, default=d.removals,
                    help="blocks removed in the sweep, comma-separated (default " + ",".join(map(str, d.removals)) + ")")
     p.add_argument("--no-scratch", dest="scratch", action="store_false",
@@ -102,13 +104,10 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("gardener_hf.checkpoint").setLevel(logging.WARNING)  # "new head" lines, once per worker
     config = config_from_args(args)
     out = Path(args.output_dir)
-    if args.overwrite and distributed()[0] == 0:
-        for path in [out / "study_config.json", out / "runs.jsonl", *out.glob("runs.rank*.jsonl")]:
-            path.unlink(missing_ok=True)
     t0 = time.perf_counter()
     world = distributed()[1]
     jobs = args.jobs or max(1, (os.cpu_count() or 1) // world)
-    results = run_study(config, out, jobs=jobs, progress=not args.quiet)
+    results = run_study(config, out, jobs=jobs, progress=not args.quiet, overwrite=args.overwrite)
     if distributed()[0] != 0:
         return 0  # rank 0 speaks for the study
     for oracle, row in results["oracles"].items():
@@ -131,6 +130,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "gardener study") -> int
     """Entry point of `gardener study` and scripts/reproduce.py."""
     args = build_parser(prog).parse_args(argv)
     _common.setup_logging(args.quiet, fmt="%(name)s: %(message)s")
-    interrupted = (f"interrupted: finished runs are kept in {Path(args.output_dir) / 'runs.jsonl'}; "
+    interrupted = (f"interrupted: finished runs are kept in {Path(args.output_dir)} (runs.jsonl, and runs.rank*.jsonl "
+                   "under torchrun); "
                    "the same command resumes")
     return _common.run_guarded(lambda: run(args), interrupted=interrupted)

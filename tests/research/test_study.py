@@ -232,6 +232,11 @@ def test_the_reported_command_parses_back_to_the_same_settings():
     assert study_cli.config_from_args(args) == config and args.output_dir == "out dir"
     assert st.study_command(st.StudyConfig(), "docs/study") == "python scripts/reproduce.py --output-dir docs/study"
     assert "--lr 0.0005" in command and "--val-clips 64" in command
+    data = st.StudyConfig(model="m", data="my data", val_fraction=0.25, image_size=56, max_per_split=100,
+                          oracles=("linear-probe", "knn"), probe_fraction=0.8, seeds=5)
+    command = st.study_command(data, "out")
+    assert "--oracle linear-probe,knn" in command and "--data 'my data'" in command and "--image-size 56" in command
+    assert study_cli.config_from_args(parser.parse_args(shlex.split(command)[2:])) == data
 
 
 def test_studies_saved_before_the_rename_are_read_and_resumed(tmp_path):

@@ -210,3 +210,29 @@ def test_a_killed_rank_loses_no_finished_run(tmp_path):
     resumed.merge()
     assert not (tmp_path / "runs.rank1.jsonl").exists()
     assert set(st.RunStore(path).runs) == {"knn:r2@0", "r@0"} and len(path.read_text().splitlines()) == 2
+
+
+def test_vit_mae_features_see_every_patch_in_order():
+    from gardener_hf.research.study.runs import StudyData
+
+    model = make_model("ViTMAEModel")
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8))
+    data = StudyData(x, torch.zeros(3), x, torch.zeros(3), ("a", "b"), "", False, [0.5] * 3, [0.5] * 3)
+    a, b = st.features(model, data, x), st.features(model, data, x)
+    assert np.array_equal(a, b) and model.config.mask_ratio == 0.75  # no random masking, and the config is restored
+    model.config.mask_ratio = 0.0
+    with torch.no_grad():
+        hidden = model(pixel_values=data.pixels(x), noise=torch.arange(4.0).expand(3, -1)).last_hidden_state
+    assert hidden.shape[1] == 5 and np.allclose(a, hidden[:, 0].double().numpy())
+
+
+def test_overwrite_keeps_the_old_study_when_the_new_input_is_bad(tmp_path, dino_dir):
+    from gardener_hf.cli import main
+
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "runs.jsonl").write_text('{"removed": [], "seed": 0, "scratch": false, "accuracy": 0.5, "seconds": 1}\n')
+    (out / "study_config.json").write_text("{}")
+    nosplit = _image_folder(tmp_path / "nosplit", {"a": 30, "b": 220}, {"train": 3})
+    assert main(["study", str(dino_dir), "--data", str(nosplit), "--overwrite", "--output-dir", str(out), "--quiet"]) == 2
+    assert (out / "runs.jsonl").read_text().count("\n") == 1 and (out / "study_config.json").read_text() == "{}"

@@ -268,7 +268,7 @@ def analyse(config: StudyConfig, store: RunStore, scores, hist, plans: dict[str,
     entropy_variants = {name: rank_correlations(f16, v) for name, v in variants.items()}
     rows = ([(c, scores[c]) for c in (*CRITERIA, *CALIBRATED) if c in scores]
             + [(f"entropy-hist K={k}", hist[k]) for k in HIST_BINS])
-    runs = list(store.runs.values())
+    runs = [r for r in store.runs.values() if r.get("oracle", "finetune") in config.oracles]  # this call's oracles
     return {
         "config": config.to_dict(),
         "num_blocks": num_blocks,

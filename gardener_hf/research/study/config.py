@@ -80,7 +80,7 @@ class StudyConfig:
     val_fraction: float | None = None
     max_per_split: int | None = None
     image_size: int | None = None  # input side in pixels (models that interpolate position embeddings); None: the processor's
-    probe_fraction: float = 0.5  # share of the training split each seed's probe (and kNN) is fitted on
+    probe_fraction: float = 0.5  # stratified share of the training split each seed's probe (and kNN) is fitted on
 
     def __post_init__(self) -> None:
         self.removals = tuple(int(r) for r in self.removals)
@@ -91,7 +91,7 @@ class StudyConfig:
         if unknown or not self.oracles:
             raise GardenerError(f"oracles {list(unknown) or '[]'}: use one or more of {', '.join(ORACLES)}")
         if self.data is None and (self.eval_data is not None or self.val_fraction is not None):
-            raise GardenerError("eval_data and val_fraction need data (the labelled training data they complete or split)")
+            raise GardenerError("eval_data and val_fraction need data (the labelled training set they complete or split)")
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
             raise GardenerError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if not 0 < self.probe_fraction <= 1:

@@ -1,48 +1,50 @@
-"""The paper's study, end to end, on any VideoMAE checkpoint: do weight scores predict block importance?
+"""The paper's study, end to end, on any supported checkpoint and data: do weight scores predict block importance?
 
     python scripts/reproduce.py --output-dir docs/study            # the embedded default, generated digit task
-    gardener study MODEL --output-dir runs/study --jobs 2          # same, as a subcommand
+    gardener study MODEL --data DIR --oracle linear-probe,knn --output-dir runs/study   # your model, your data
+    torchrun --nproc_per_node 4 -m gardener_hf study MODEL --data DIR --output-dir runs/study   # 4 processes / GPUs
 
-Modules: `config` (what a study is), `runs` (the finetuning runs and their store), `analysis`
-(correlations, intervals, the sweep), `report` (REPORT.md from a template, the plots), `driver`
-(`run_study`: all of it in order).
+Modules: `config` (what a study is), `runs` (the runs and their store), `analysis` (correlations, intervals,
+the sweep), `report` (REPORT.md from a template, the plots), `driver` (`run_study`: all of it in order).
 
 
 What it measures (docs/method.md §3-§5, with the open questions of §7):
 
 1. **Scores.** Every registered criterion on the checkpoint's encoder blocks (no data), plus K-bin
-   histogram entropies for several K.
-2. **Oracle.** The unpruned model and every single-block removal are finetuned on a labelled task
-   and evaluated, once per seed; a block's *importance* is the accuracy lost by removing it alone
-   (mean over seeds). The oracle removes the least harmful blocks first (ranked once, not greedily).
+   histogram entropies for several K, and the calibrated criteria on 32 unlabeled training inputs.
+2. **Oracles.** The unpruned model and every single-block removal are measured on a labelled task, once
+   per seed; a block's *importance* is the accuracy lost by removing it alone (mean over seeds). The
+   oracle removes the least harmful blocks first (ranked once, not greedily). `finetune` (the paper's)
+   finetunes each pruned model; `linear-probe` and `knn` freeze it and classify its features, the way
+   self-supervised ViTs are usually evaluated, without finetuning noise.
 3. **Agreement.** Spearman and Kendall rank correlations (with p-values) between each criterion's
-   importance (its score, sign-flipped when the criterion removes the highest scores first) and the
+   importance (its score, sign-flipped when the criterion removes the highest scores first) and each
    oracle's, with a bootstrap interval over seeds that shows how much the oracle's own noise moves
-   them, and the oracle's seed-to-seed agreement (its reliability).
+   them, the oracle's seed-to-seed agreement (its reliability), and the oracles' agreement with each other.
 4. **Sweep.** Removing 1, 3, 5, 7, 9, 11 blocks by Gardener (entropy), the oracle, L1 in both
-   directions and random orders, each finetuned with the same budget and seeds; mean and spread.
+   directions, random orders and the label-free criteria, each measured with the same budget and seeds;
+   mean and spread.
 5. **Open questions.** Rank agreement between the pretrained checkpoint's scores and the scores of
-   the same model after finetuning, and between float16-code entropy, exact float32 entropy and
-   K-bin histograms.
+   the same model after finetuning (finetune oracle), and between float16-code entropy, exact float32
+   entropy and K-bin histograms.
 
-Every finetuning run is fully determined by (blocks removed, seed): a run is done once and reused
-wherever the same plan comes up again (the oracle's 1-block plan is also some criterion's 1-block
-plan). Runs are appended to `runs.jsonl` as they finish, so an interrupted study resumes where it
-stopped. Each run trains on one CPU thread (`--jobs` runs at a time), so results do not depend on
-`--jobs`.
+Every run is fully determined by (oracle, blocks removed, seed): a run is done once and reused wherever the
+same plan comes up again (the oracle's 1-block plan is also some criterion's 1-block plan). Runs are appended
+to `runs.jsonl` as they finish, so an interrupted study resumes where it stopped, and adding an oracle to a
+study keeps the runs of the others. On a CPU each run uses one thread (`--jobs` runs at a time), so results
+do not depend on `--jobs` or on the number of processes.
 
-The labelled task is generated (`gardener_hf.research.synthetic`). By default it is `moving-digit` without
-static digits: one handwritten digit bounces around the clip and the class is the digit (10 classes).
-Training clips draw digits from scikit-learn's "train" handwriting subset, validation clips from the
-disjoint "test" subset. Why this task: in probes with the embedded default and this budget (150
-steps of 32 clips), the `direction` task (left/right/up/down) was bimodal across seeds (top-1 65%,
-53%, 50%: the axis of motion is learned at once, its sign by some seeds only), and `moving-digit`
-with one static distractor stayed at 20-26%; without distractors two seeds reached 58% and 66%, a
-graded score that block removals can move. Other tasks: `--task`, `--clip-options`.
-
-Finetuning is a plain PyTorch loop (AdamW, warmup + cosine, the paper's peak learning rate 1e-3)
-over clips held in memory, not `transformers.Trainer` over files: the study runs about a hundred
-short finetunes, and on a CPU file decoding would dominate them.
+Data. `--data` takes the user's labelled images (image models) or videos (video models) in the finetune
+formats: class subfolders, split folders (`train/`, `validation/`), or a CSV / JSON manifest, with the
+validation split from the folder, `--eval-data` or `--val-fraction` (`gardener_hf.data.load_labelled`).
+Without it the task is generated (`gardener_hf.research.synthetic`; an image model gets frame 0 of each clip).
+By default it is `moving-digit` without static digits: one handwritten digit bounces around the clip and the
+class is the digit (10 classes). Training clips draw digits from scikit-learn's "train" handwriting subset,
+validation clips from the disjoint "test" subset. Why this task: in probes with the embedded default and this
+budget (150 steps of 32 clips), the `direction` task (left/right/up/down) was bimodal across seeds (top-1 65%,
+53%, 50%: the axis of motion is learned at once, its sign by some seeds only), and `moving-digit` with one
+static distractor stayed at 20-26%; without distractors two seeds reached 58% and 66%, a graded score that
+block removals can move. Other tasks: `--task`, `--clip-options`.
 
 Outputs in `--output-dir`: `study_config.json`, `runs.jsonl`, `results.json` (everything the report
 shows), `REPORT.md` (tables, side by side with the paper), `block_scores.png`, `sweep.png`.
@@ -129,7 +131,7 @@ def _write_folder(config: StudyConfig, out: Path) -> None:
 
 
 def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, progress: bool = True,
-              device: str | torch.device | None = None) -> dict[str, Any]:
+              device: str | torch.device | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) the whole study into `output_dir` and write its results, plots and report.
 
     Under `torchrun` / `accelerate launch` every process calls this with the same arguments; they share the
@@ -141,6 +143,7 @@ def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, pro
         jobs: runs at a time in this process, one CPU thread each.
         progress: progress bars (rank 0 only).
         device: where runs compute; default GPU `LOCAL_RANK` when there is one, else the CPU.
+        overwrite: discard the folder's study (its config and runs) once the model and data have loaded.
 
     Returns:
         The results dict also written to `results.json`.
@@ -157,14 +160,19 @@ def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, pro
     if too_deep:
         raise GardenerError(f"removals {too_deep}: the model has {num_blocks} blocks, so at most {num_blocks - 1} can go")
     out = Path(output_dir)
-    if rank == 0:
+    if rank == 0 and not overwrite:
         _check_folder(config, out)
     ctx = build_context(config, progress=progress and rank == 0, device=device)  # bad data fails before any write
     if rank == 0:
+        if overwrite:
+            for path in [out / "study_config.json", out / "runs.jsonl", *out.glob("runs.rank*.jsonl")]:
+                path.unlink(missing_ok=True)
         _write_folder(config, out)
     barrier()
     _runs._CTX = ctx  # runs in this process reuse the loaded model and data
     store = RunStore(out / "runs.jsonl", rank=rank if world > 1 else None)
+    if world == 1 and list(out.glob("runs.rank*.jsonl")):
+        store.merge()  # what the ranks of an interrupted multi-process study finished
     recorded_before = len(store.runs)
 
     source = config.model or "embedded default"
@@ -196,6 +204,11 @@ def run_study(config: StudyConfig, output_dir: str | Path, *, jobs: int = 1, pro
         plot_sweep(results, out / "sweep.png")
         (out / "REPORT.md").write_text(render_report(results))
         logger.info("wrote %s", out / "REPORT.md")
+    if world > 1:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
     return results
 
 

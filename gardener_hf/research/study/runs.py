@@ -5,7 +5,7 @@ Two kinds of oracle measure a pruned model. `finetune` (the paper's) finetunes i
 `transformers.Trainer` over files: the study runs about a hundred short finetunes, and on a CPU file decoding
 would dominate them. `linear-probe` and `knn` freeze it and classify its features (the [CLS] token where the
 model has one, else the mean of all tokens): one forward pass over the data serves every seed, and each seed
-fits on its own class-balanced share (`probe_fraction`) of the training split. On a CPU each run uses one
+fits on its own stratified share (`probe_fraction`) of the training split. On a CPU each run uses one
 thread, so results do not depend on how many run at a time.
 
 Runs spread over processes too: under `torchrun` or `accelerate launch` (WORLD_SIZE > 1) each rank takes
@@ -320,17 +320,31 @@ def features(model: nn.Module, data: StudyData, x: torch.Tensor, *, device: torc
     from ...calibration import input_name
 
     base = base_model(model)
-    cls_token = get_arch(model).num_prefix_tokens(model.config) >= 1
+    spec = get_arch(model)
+    cls_token = spec.num_prefix_tokens(model.config) >= 1
     name = input_name(model)
+    masked = spec.model_type == "vit_mae"  # ViTMAEModel hides a random 75% of the patches on every call
+    ratio = getattr(base.config, "mask_ratio", None)
     out = []
-    for i in range(0, len(x), batch):
-        hidden = base(**{name: data.pixels(x[i : i + batch]).to(device)}).last_hidden_state
-        out.append((hidden[:, 0] if cls_token else hidden.mean(1)).double().cpu())
+    try:
+        if masked:
+            base.config.mask_ratio = 0.0  # keep every patch ...
+        for i in range(0, len(x), batch):
+            pixels = data.pixels(x[i : i + batch]).to(device)
+            extra = {}
+            if masked:  # ... in order
+                patches = (pixels.shape[-1] // base.config.patch_size) * (pixels.shape[-2] // base.config.patch_size)
+                extra["noise"] = torch.arange(patches, dtype=torch.float32, device=device).expand(len(pixels), -1)
+            hidden = base(**{name: pixels}, **extra).last_hidden_state
+            out.append((hidden[:, 0] if cls_token else hidden.mean(1)).double().cpu())
+    finally:
+        if masked:
+            base.config.mask_ratio = ratio
     return torch.cat(out).numpy()
 
 
 def probe_subset(labels: torch.Tensor | np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded, class-balanced `fraction` of `labels` (at least one per class)."""
+    """Sorted indices of a seeded, stratified `fraction` of `labels`: that share of each class (at least one)."""
     y = np.asarray(labels)
     rng = np.random.default_rng([seed, _PROBE_SUBSET])
     chosen = []
@@ -349,9 +363,11 @@ def probe_accuracy(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_t
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
     scaler = StandardScaler().fit(train)
     clf = LogisticRegression(C=PROBE_C, max_iter=PROBE_MAX_ITER)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(1):  # one BLAS thread, like the rest of a run
         warnings.simplefilter("error", ConvergenceWarning)  # "trained to convergence" is part of the oracle
         try:
             clf.fit(scaler.transform(train), y_train)
@@ -364,10 +380,13 @@ def knn_accuracy(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_tes
     """Top-1 of a k-nearest-neighbour vote (cosine similarity; a tie goes to the nearest of the tied classes)."""
     a = train / np.maximum(np.linalg.norm(train, axis=1, keepdims=True), 1e-12)
     b = test / np.maximum(np.linalg.norm(test, axis=1, keepdims=True), 1e-12)
+    from threadpoolctl import threadpool_limits
+
     k = min(k, len(a))
     correct = 0
     for i in range(0, len(b), 512):
-        sims = b[i : i + 512] @ a.T
+        with threadpool_limits(1):
+            sims = b[i : i + 512] @ a.T
         nearest = np.argsort(-sims, axis=1, kind="stable")[:, :k]
         for row, y in zip(y_train[nearest], y_test[i : i + 512], strict=True):
             counts = np.bincount(row)
@@ -419,7 +438,8 @@ def feature_run(ctx: _Context, removed: Sequence[int], *, scratch: bool = False,
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# running many runs: once each, in parallel (processes here, ranks across machines), resumable
+# running many runs: once each, in parallel (processes here, ranks under torchrun; several machines need
+# --output-dir on a shared filesystem), resumable
 
 Spec = tuple  # (removed blocks, seed, scratch) for the finetune oracle, or (oracle, removed blocks, seed, scratch)
 
@@ -619,10 +639,14 @@ def run_all(specs: Sequence[Spec], store: RunStore, config: StudyConfig, *, jobs
                                      initargs=(config.to_dict(), transformers.logging.get_verbosity(),
                                                logging.getLogger("gardener_hf").getEffectiveLevel(), str(device))) as pool:
                 futures = [pool.submit(_worker_run, job) for job in mine]
-                for future in as_completed(futures):
-                    for run in future.result():
-                        store.add(run)
-                    bar.update()
+                try:
+                    for future in as_completed(futures):
+                        for run in future.result():
+                            store.add(run)
+                        bar.update()
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)  # fail now, not after every queued job
+                    raise
     finally:
         bar.close()
     if world > 1:
@@ -631,3 +655,7 @@ def run_all(specs: Sequence[Spec], store: RunStore, config: StudyConfig, *, jobs
             store.merge()
         barrier()  # the merged file is complete
         store.reload()
+    missing = sorted(wanted - set(store.runs))
+    if missing:  # ranks that planned different jobs (different scores or files): say so rather than fail later
+        raise GardenerError(f"{desc}: {len(missing)} runs are missing after the jobs ran ({', '.join(missing[:3])}...); "
+                            "every process must see the same study folder and checkpoint")
