@@ -166,6 +166,7 @@ def test_bad_user_data_is_refused_before_anything_is_written(tmp_path, dino_dir)
 
 
 def test_two_processes_give_the_results_of_one(tmp_path):
+    """torchrun and accelerate launch, 2 CPU processes each."""
     args = ["--train-clips", "16", "--val-clips", "8", "--steps", "2", "--batch-size", "4", "--seeds", "2",
             "--removals", "1,11", "--no-scratch", "--oracle", "finetune,linear-probe", "--jobs", "1", "--quiet"]
     one = subprocess.run([sys.executable, "-m", "gardener_hf", "study", "--output-dir", str(tmp_path / "one"), *args],
@@ -192,11 +193,17 @@ def test_two_processes_give_the_results_of_one(tmp_path):
             out[st.run_key(run["removed"], run["seed"], run["scratch"], run.get("oracle", "finetune"))] = run
         return out
 
-    assert results("one") == results("two")
-    assert runs("one") == runs("two") and len(runs("two")) == results("two")["runs"]["count"]
-    assert not list((tmp_path / "two").glob("runs.rank*.jsonl"))  # merged into runs.jsonl
-    env = json.loads((tmp_path / "two" / "results.json").read_text())["environment"]
-    assert env["processes"] == 2
+    # accelerate launch --multi_gpu is torchrun underneath; without GPUs its processes run on the CPU
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    accelerate = subprocess.run([*launch, "-m", "gardener_hf", "study", "--output-dir", str(tmp_path / "accelerate"), *args],
+                                check=False, capture_output=True, text=True, cwd=REPO)
+    assert accelerate.returncode == 0, accelerate.stderr[-2000:]
+    for name in ("two", "accelerate"):
+        assert results("one") == results(name), name
+        assert runs("one") == runs(name) and len(runs(name)) == results(name)["runs"]["count"]
+        assert not list((tmp_path / name).glob("runs.rank*.jsonl"))  # merged into runs.jsonl
+        assert json.loads((tmp_path / name / "results.json").read_text())["environment"]["processes"] == 2
 
 
 def test_a_killed_rank_loses_no_finished_run(tmp_path):
@@ -236,3 +243,26 @@ def test_overwrite_keeps_the_old_study_when_the_new_input_is_bad(tmp_path, dino_
     nosplit = _image_folder(tmp_path / "nosplit", {"a": 30, "b": 220}, {"train": 3})
     assert main(["study", str(dino_dir), "--data", str(nosplit), "--overwrite", "--output-dir", str(out), "--quiet"]) == 2
     assert (out / "runs.jsonl").read_text().count("\n") == 1 and (out / "study_config.json").read_text() == "{}"
+
+
+@pytest.mark.skipif(not Path("/usr/share/doc/opencv-doc/examples/data/digits.png").is_file(),
+                    reason="OpenCV's digits.png is absent: apt-get install opencv-doc")
+def test_export_opencv_digits_writes_a_split_folder_the_study_reads(tmp_path):
+    import importlib.util
+
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("export_digits", REPO / "scripts" / "export_opencv_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    counts = module.export(tmp_path / "digits", validation_fraction=0.2, seed=1)
+    assert counts == {"train": 4000, "validation": 1000}
+    sheet = np.asarray(Image.open(module.SHEET).convert("L"))
+    cell = np.asarray(Image.open(next((tmp_path / "digits" / "validation" / "7").iterdir())))
+    index = int(next((tmp_path / "digits" / "validation" / "7").iterdir()).stem)
+    row, col = divmod(index, 100)
+    assert 35 <= row < 40 and np.array_equal(cell, sheet[row * 20 : row * 20 + 20, col * 20 : col * 20 + 20])  # digit 7
+    train = {p.stem for p in (tmp_path / "digits" / "train").rglob("*.png")}
+    validation = {p.stem for p in (tmp_path / "digits" / "validation").rglob("*.png")}
+    assert not train & validation and len(train | validation) == 5000
+    assert module.main(["--output", str(tmp_path / "digits")]) == 2  # not empty: refused
