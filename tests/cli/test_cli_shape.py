@@ -23,7 +23,8 @@ OPTIONS = {
                           "--num-workers", "--strict"},
     "study": {"-h", "--help", "--revision", "--output-dir", "--overwrite", "--task", "--clip-options", "--train-clips",
               "--val-clips", "--data-seed", "--steps", "--batch-size", "--lr", "--weight-decay", "--warmup-ratio",
-              "--seeds", "--removals", "--no-scratch", "--jobs", "--quiet"},
+              "--seeds", "--removals", "--no-scratch", "--jobs", "--quiet", "--data", "--eval-data", "--val-fraction",
+              "--max-per-split", "--image-size", "--oracle", "--probe-fraction"},
 }
 FINETUNE_OWN = {"--model", "--revision", "--token", "--keep", "--criterion", "--mean_pooling", "--no_mean_pooling",
                 "--recipe", "--resume", "--train_dir", "--eval_dir", "--frame_stride", "--sampling", "--eval_sampling",
