@@ -40,8 +40,12 @@ def rank_correlations(a: Sequence[float], b: Sequence[float]) -> dict[str, float
     """Spearman and Kendall (tau-b) correlations with their two-sided p-values."""
     from scipy import stats  # the `study` extra; imported here so the rest works without it
 
-    rho, rho_p = stats.spearmanr(a, b)
-    tau, tau_p = stats.kendalltau(a, b)
+    import warnings
+
+    with warnings.catch_warnings():  # a constant side (an oracle no removal moves) gives NaN, reported as n/a
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        rho, rho_p = stats.spearmanr(a, b)
+        tau, tau_p = stats.kendalltau(a, b)
     return {"spearman": float(rho), "spearman_p": float(rho_p), "kendall": float(tau), "kendall_p": float(tau_p)}
 
 

@@ -41,6 +41,8 @@ def _label(method: str, oracle: dict[str, Any]) -> str:
 
 def _verdict(row: dict[str, float]) -> str:
     """How a rank correlation reads: positive / negative when p < 0.05, else not told apart from zero."""
+    if not np.isfinite(row["spearman"]):
+        return "undefined (the oracle or the scores do not vary over the blocks)"
     if not np.isfinite(row["spearman_p"]) or row["spearman_p"] >= 0.05:
         return "not distinguishable from no agreement (p >= 0.05)"
     return "agrees (p < 0.05)" if row["spearman"] > 0 else "ranks blocks *against* the oracle (p < 0.05)"
