@@ -69,6 +69,7 @@ def test_sweep_plans_follow_each_methods_order():
     rnd = st.sweep_plans("random", (2,), 4, scores, oracle, 5)
     assert len({rnd[(2, s)] for s in range(4)}) > 1  # a different random order per seed
     assert rnd == st.sweep_plans("random", (2,), 4, scores, oracle, 5)
+    assert st.sweep_plans("drop-last", (1, 3), 1, scores, oracle, 5) == {(1, 0): (4,), (3, 0): (2, 3, 4)}
 
 
 def test_config_rejects_bad_values():
@@ -136,7 +137,7 @@ def test_study_end_to_end_resumes_and_refuses_other_settings(tmp_path):
     keys = {st.run_key(r["removed"], r["seed"], r["scratch"]) for r in map(json.loads, runs)}
     assert len(runs) == len(keys) == results["runs"]["count"]
     assert {f"r{b}@{s}" for b in range(12) for s in range(2)} | {"r@0", "r@1"} <= keys
-    assert len(keys) <= 26 + 6 * 2  # at most one k=11 plan per method and seed on top
+    assert len(keys) <= 26 + 7 * 2  # at most one k=11 plan per method and seed on top
     for name in ("REPORT.md", "results.json", "block_scores.png", "sweep.png", "study_config.json"):
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "results.json").read_text())

@@ -144,6 +144,8 @@ def sweep_plans(method: str, removals: Sequence[int], seeds: int, scores: dict[s
             order = oracle_order
         elif method == "label-free":
             order = scores[label_free].removal_order()
+        elif method == "drop-last":  # keep the first blocks
+            order = list(range(num_blocks - 1, -1, -1))
         elif method == "random":
             order = score_blocks([[torch.zeros(1)]] * num_blocks, "random", seed=seed, progress=False).removal_order()
         else:

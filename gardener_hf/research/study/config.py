@@ -20,9 +20,11 @@ CALIBRATED = ("block-influence", "angular", "removal-drift", "reconstruction")
 CALIBRATION_CLIPS = 32
 #: K for the histogram-entropy rank comparison
 HIST_BINS = (16, 64, 256, 1024, 4096)
-#: sweep methods: name -> criterion of its order ("oracle", "random" and "label-free" are special: "label-free" is
+#: sweep methods: name -> criterion of its order ("oracle", "random", "drop-last" and "label-free" are special:
+#: "drop-last" removes the deepest blocks first, the data-free baseline any criterion must beat; "label-free" is
 #: the calibrated criterion that agrees best with the oracle)
-METHODS = {"gardener": "entropy", "oracle": None, "l1": "l1", "l1-reverse": "l1-reverse", "random": None, "label-free": None}
+METHODS = {"gardener": "entropy", "oracle": None, "l1": "l1", "l1-reverse": "l1-reverse", "random": None,
+           "drop-last": None, "label-free": None}
 #: how a block's importance is measured: finetune the pruned model (the paper's), or freeze it and fit a linear
 #: probe / a k-nearest-neighbour classifier on its features (cheap and low-noise; how SSL ViTs are usually evaluated)
 ORACLES = ("finetune", "linear-probe", "knn")

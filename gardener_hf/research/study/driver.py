@@ -22,7 +22,7 @@ What it measures (docs/method.md §3-§5, with the open questions of §7):
    oracle's, with a bootstrap interval over seeds that shows how much the oracle's own noise moves
    them, the oracle's seed-to-seed agreement (its reliability), and the oracles' agreement with each other.
 4. **Sweep.** Removing 1, 3, 5, 7, 9, 11 blocks by Gardener (entropy), the oracle, L1 in both
-   directions, random orders and the label-free criteria, each measured with the same budget and seeds;
+   directions, random orders, the deepest blocks first (`drop-last`) and the label-free criteria, each measured with the same budget and seeds;
    mean and spread.
 5. **Open questions.** Rank agreement between the pretrained checkpoint's scores and the scores of
    the same model after finetuning (finetune oracle), and between float16-code entropy, exact float32

@@ -26,8 +26,9 @@ from .config import (
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "study_report.md"
 
 _LABELS = {"gardener": "Gardener (entropy)", "oracle": "Oracle", "l1": "L1, lowest first (paper)",
-           "l1-reverse": "L1, highest first", "random": "Random", "label-free": "Best label-free"}
-_COLOURS = {"gardener": "tab:green", "oracle": "black", "l1": "tab:red", "l1-reverse": "tab:orange", "random": "tab:grey",
+           "l1-reverse": "L1, highest first", "random": "Random", "drop-last": "Drop the last blocks",
+           "label-free": "Best label-free"}
+_COLOURS = {"gardener": "tab:green", "oracle": "black", "drop-last": "tab:olive", "l1": "tab:red", "l1-reverse": "tab:orange", "random": "tab:grey",
             "label-free": "tab:cyan", "block-influence": "tab:cyan", "angular": "tab:blue", "removal-drift": "tab:purple",
             "reconstruction": "tab:pink"}
 _ORACLE_TEXT = {"finetune": "finetuned top-1", "linear-probe": "linear-probe top-1", "knn": f"{KNN_K}-NN top-1"}
