@@ -582,7 +582,7 @@ def barrier() -> None:
     dist.barrier()
 
 
-def _jobs(specs: Sequence[Spec], store: RunStore, config: StudyConfig) -> list[tuple]:
+def _jobs(specs: Sequence[Spec], store: RunStore) -> list[tuple]:
     """The jobs that make every spec not in `store`: one per finetune run, one per (plan, scratch) of the feature
     oracles (it measures every seed asked for that plan)."""
     jobs: list[tuple] = []
@@ -608,7 +608,7 @@ def run_all(specs: Sequence[Spec], store: RunStore, config: StudyConfig, *, jobs
     return every rank's `store` holds every run.
     """
     rank, world = distributed()
-    todo = _jobs(specs, store, config)
+    todo = _jobs(specs, store)
     mine = todo[rank::world]
     wanted = {run_key(*_spec(s)[1:], _spec(s)[0]) for s in specs}
     done = len(wanted & set(store.runs))
