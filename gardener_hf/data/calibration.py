@@ -40,6 +40,9 @@ from .transforms import VideoTransform
 
 logger = logging.getLogger(__name__)
 
+#: what transformers' image processors default to when a processor config names no statistics
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
 
 def load_calibration(
     spec: Any,
@@ -111,7 +114,7 @@ def processor_config(model: Any, source: str | None, revision: str | None = None
     logger.warning("no processor config for the calibration inputs: resizing to %dx%d with ImageNet mean and std",
                    height, width)
     return {"size": {"shortest_edge": height}, "crop_size": {"height": height, "width": width},
-            "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
+            "image_mean": list(IMAGENET_MEAN), "image_std": list(IMAGENET_STD)}
 
 
 def _draw(paths: list[Path], seed: int) -> list[Path]:

@@ -38,9 +38,9 @@ def importance(scores, values: Sequence[float] | None = None) -> np.ndarray:
 
 def rank_correlations(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     """Spearman and Kendall (tau-b) correlations with their two-sided p-values."""
-    from scipy import stats  # the `study` extra; imported here so the rest works without it
-
     import warnings
+
+    from scipy import stats  # the `study` extra; imported here so the rest works without it
 
     with warnings.catch_warnings():  # a constant side (an oracle no removal moves) gives NaN, reported as n/a
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
@@ -196,6 +196,12 @@ def sweep_specs(plans: dict[str, Any]) -> list[tuple]:
             for (_, seed), removed in plan.items()]
 
 
+def _criterion_rows(scores, hist) -> list[tuple[str, Any]]:
+    """`(name, BlockScores)` of every criterion scored, then each K-bin histogram entropy, in report order."""
+    return ([(c, scores[c]) for c in (*CRITERIA, *CALIBRATED) if c in scores]
+            + [(f"entropy-hist K={k}", hist[k]) for k in HIST_BINS])
+
+
 def _oracle_results(config: StudyConfig, store: RunStore, scores, hist, oracle: str, plans: dict[str, Any],
                     num_blocks: int) -> dict[str, Any]:
     seeds = range(config.seeds)
@@ -204,8 +210,7 @@ def _oracle_results(config: StudyConfig, store: RunStore, scores, hist, oracle: 
     oracle_importance = -single.mean(1)  # more accuracy lost = more important
 
     agreement = {}
-    rows = ([(c, scores[c]) for c in (*CRITERIA, *CALIBRATED) if c in scores]
-            + [(f"entropy-hist K={k}", hist[k]) for k in HIST_BINS])
+    rows = _criterion_rows(scores, hist)
     for name, s in rows:
         imp = importance(s)
         row = rank_correlations(imp, oracle_importance)
@@ -272,8 +277,7 @@ def analyse(config: StudyConfig, store: RunStore, scores, hist, plans: dict[str,
     f16 = scores["entropy"].scores
     variants = {"entropy-exact": scores["entropy-exact"].scores, **{f"entropy-hist K={k}": hist[k].scores for k in HIST_BINS}}
     entropy_variants = {name: rank_correlations(f16, v) for name, v in variants.items()}
-    rows = ([(c, scores[c]) for c in (*CRITERIA, *CALIBRATED) if c in scores]
-            + [(f"entropy-hist K={k}", hist[k]) for k in HIST_BINS])
+    rows = _criterion_rows(scores, hist)
     runs = [r for r in store.runs.values() if r.get("oracle", "finetune") in config.oracles]  # this call's oracles
     return {
         "config": config.to_dict(),

@@ -49,8 +49,6 @@ logger = logging.getLogger(__name__)
 
 # rng streams: generators are seeded with [data_seed or seed, STREAM, ...]
 _TRAIN_DATA, _EVAL_DATA, _ORDER, _CALIBRATION_DATA, _PROBE_SUBSET = 11, 12, 13, 14, 15
-# what transformers' image processors default to when a processor config names no statistics
-_IMAGENET_MEAN, _IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 @dataclass
@@ -74,9 +72,7 @@ class StudyData:
             return x
         if self.video:
             return to_pixel_values(x, self.mean, self.std)
-        m = torch.as_tensor(self.mean, dtype=torch.float32)
-        s = torch.as_tensor(self.std, dtype=torch.float32)
-        return ((x.to(torch.float32) / 255.0 - m) / s).permute(0, 3, 1, 2).contiguous()
+        return to_pixel_values(x[:, None], self.mean, self.std)[:, 0]  # images as one-frame clips
 
 
 @dataclass
@@ -130,11 +126,11 @@ def load_data(config: StudyConfig, model: nn.Module, *, progress: bool = False) 
         )
         return StudyData(train.pixel_values, train.labels, evaluation.pixel_values, evaluation.labels,
                          tuple(train.label_names), f"{train.description}; {evaluation.description}", video, [], [])
-    from ...data.calibration import processor_config
+    from ...data.calibration import IMAGENET_MEAN, IMAGENET_STD, processor_config
 
     processor = processor_config(model, config.model_id(), config.revision)
-    mean = list(processor.get("image_mean", _IMAGENET_MEAN))
-    std = list(processor.get("image_std", _IMAGENET_STD))
+    mean = list(processor.get("image_mean", IMAGENET_MEAN))
+    std = list(processor.get("image_std", IMAGENET_STD))
     frames, size = _input_size(config, model)
     made = {}
     for split, stream, count, subset in (("train", _TRAIN_DATA, config.train_clips, "train"),
@@ -362,7 +358,6 @@ def probe_accuracy(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_t
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
-
     from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
     scaler = StandardScaler().fit(train)
